@@ -1,0 +1,1 @@
+"""What every subsystem shares: conditions, phases and the status a reconcile writes."""

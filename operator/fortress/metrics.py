@@ -1,0 +1,48 @@
+"""Every Prometheus collector Fortress exports; the only module that imports prometheus_client."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RECONCILES = Counter(
+    "fortress_reconciles_total",
+    "Reconciles by kind and result (ok, invalid, error).",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+RECONCILE_SECONDS = Histogram(
+    "fortress_reconcile_duration_seconds",
+    "Time spent in one reconcile, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RESOURCE_READY = Gauge(
+    "fortress_resource_ready",
+    "1 when the resource's Ready condition is True, else 0.",
+    ["kind", "namespace", "name"],
+    registry=REGISTRY,
+)
+INVALID_SPECS = Counter(
+    "fortress_invalid_specs_total",
+    "Specs rejected by the operator's cross-field checks, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    """Serve /metrics on a port from a background thread (blocking bind: call off the event loop)."""
+    start_http_server(port, addr=address, registry=REGISTRY)
+
+
+def exported_names() -> set[str]:
+    """Every metric family name as it appears in the exposition (counters with ``_total``)."""
+    names: set[str] = set()
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            names.add(sample.name)
+        names.add(family.name)
+    return names
