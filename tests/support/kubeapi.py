@@ -20,17 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from fortress.adapters.kube import Cluster, load_cluster
 from fortress.api import GROUP, VERSION
-from fortress.paths import repo_root
-from fortress.runtime import OperatorConfig, run
-
-CRD_DIR = repo_root() / "crds"
-
+from fortress.runtime import OperatorConfig
+from fortress.devenv.kube import CRD_DIR, install_crds, operator_running, write_kubeconfig
 
 @dataclass
 class KubeTarget:
@@ -49,48 +45,6 @@ class KubeTarget:
 
     def api_client(self) -> client.ApiClient:
         return client.ApiClient(self.cluster().configuration)
-
-
-def write_kubeconfig(path: Path, server: str) -> Path:
-    """A kubeconfig for a plain-HTTP server (the emulator)."""
-    document = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": {"server": server}}],
-        "users": [{"name": "local", "user": {}}],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "local"}}],
-        "current-context": "local",
-    }
-    path.write_text(yaml.safe_dump(document))
-    return path
-
-
-def install_crds(api: client.ApiClient, crd_dir: Path = CRD_DIR, timeout: float = 60.0) -> None:
-    """Create or replace every CRD and wait until each is Established."""
-    ext = client.ApiextensionsV1Api(api)
-    names = []
-    for path in sorted(crd_dir.glob("*.yaml")):
-        body = yaml.safe_load(path.read_text())
-        name = body["metadata"]["name"]
-        names.append(name)
-        try:
-            current = ext.read_custom_resource_definition(name)
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version
-            ext.replace_custom_resource_definition(name, body)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            ext.create_custom_resource_definition(body)
-    deadline = time.monotonic() + timeout
-    for name in names:
-        while True:
-            crd = ext.read_custom_resource_definition(name)
-            conditions = (crd.status.conditions if crd.status else None) or []
-            if any(c.type == "Established" and c.status == "True" for c in conditions):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"CRD {name} not Established after {timeout}s")
-            time.sleep(0.2)
 
 
 def _controlplane_target(workdir: Path) -> Iterator[KubeTarget] | None:
@@ -131,7 +85,7 @@ def kube_api() -> Iterator[KubeTarget]:
         if planes is not None:
             yield from planes
             return
-        from tests.support.emulator import EmulatorThread
+        from fortress.devenv.emulator import EmulatorThread
 
         emulator = EmulatorThread(CRD_DIR)
         server = emulator.start()
@@ -177,28 +131,8 @@ def namespace(k8s: client.ApiClient) -> Iterator[str]:
 async def running_operator(target: KubeTarget, **overrides: Any) -> AsyncIterator[OperatorConfig]:
     """Run the Fortress operator in-process against ``target`` until the block exits."""
     cluster = await asyncio.to_thread(target.cluster)
-    config = OperatorConfig(cluster=cluster, **overrides)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run(config, stop_flag=stop, ready_flag=ready))
-    ready_wait = asyncio.create_task(ready.wait())
-    done, _ = await asyncio.wait({task, ready_wait}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        ready_wait.cancel()
-        task.result()  # raises what stopped it
-        raise RuntimeError("the operator stopped during start-up")
-    if ready_wait not in done:
-        task.cancel()
-        raise TimeoutError("the operator did not become ready in 60 s")
-    try:
+    async with operator_running(cluster, **overrides) as config:
         yield config
-    finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=30)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def custom_api(api: client.ApiClient) -> client.CustomObjectsApi:

@@ -1,0 +1,199 @@
+"""The local demo: PostgreSQL, a Kubernetes API, the operator and every example, converging.
+
+Everything started here is stopped before returning, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from fortress.adapters import migrations
+from fortress.adapters.kube import Cluster, load_cluster
+from fortress.api import BY_KIND, GROUP, VERSION
+from fortress.devenv.kube import CRD_DIR, install_crds, operator_running, write_kubeconfig
+from fortress.paths import examples_dir
+
+NAMESPACE = "fortress-demo"
+Printer = Callable[[str], None]
+
+# Every Secret the examples reference, with the keys they use; values are DSNs of local PostgreSQL.
+DEMO_SECRETS: dict[str, tuple[str, ...]] = {
+    "credits-db": ("dsn",),
+    "tenants-shards": ("shard-a", "shard-b", "shard-c", "shard-d"),
+    "orders-regions": ("aws-us-east-1", "azure-eastus", "gcp-us-central1"),
+}
+
+
+def example_objects() -> list[dict[str, Any]]:
+    """Every Fortress object in examples/, in file order."""
+    objects: list[dict[str, Any]] = []
+    for path in sorted(examples_dir().glob("*.yaml")):
+        objects.extend(doc for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") in BY_KIND)
+    return objects
+
+
+@contextlib.contextmanager
+def kubernetes_api(kubeconfig: str | None, workdir: Path, say: Printer) -> Iterator[Cluster]:
+    """A Kubernetes API: the given kubeconfig, else a local control plane if built, else the emulator."""
+    if kubeconfig:
+        say(f"Kubernetes API: the cluster in {kubeconfig}")
+        cluster = load_cluster(kubeconfig)
+        with contextlib.closing(client.ApiClient(cluster.configuration)) as api:
+            install_crds(api)
+        yield cluster
+        return
+    from fortress.devenv import controlplane
+
+    if controlplane.binaries_present():
+        plane = controlplane.ControlPlane(workdir / "controlplane")
+        try:
+            started = time.monotonic()
+            plane.start()
+            plane.install_crds(CRD_DIR)
+            say(f"Kubernetes API: local kube-apiserver + etcd at {plane.server} ({time.monotonic() - started:.1f}s)")
+            yield load_cluster(str(plane.kubeconfig))
+        finally:
+            plane.stop()
+        return
+    from fortress.devenv.emulator import EmulatorThread
+
+    emulator = EmulatorThread(CRD_DIR)
+    server = emulator.start()
+    say(f"Kubernetes API: in-memory emulator at {server} (build a real one with `make controlplane`)")
+    try:
+        yield load_cluster(str(write_kubeconfig(workdir / "kubeconfig", server)))
+    finally:
+        emulator.stop()
+
+
+def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+def prepare_namespace(api: client.ApiClient, dsn: str) -> None:
+    """Create the demo namespace and the Secrets the examples reference."""
+    core = client.CoreV1Api(api)
+    with contextlib.suppress(ApiException):
+        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    for name, keys in DEMO_SECRETS.items():
+        body = _secret(name, dict.fromkeys(keys, dsn))
+        try:
+            core.create_namespaced_secret(NAMESPACE, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            core.replace_namespaced_secret(name, NAMESPACE, body)
+
+
+def apply_examples(api: client.ApiClient, objects: list[dict[str, Any]]) -> None:
+    custom = client.CustomObjectsApi(api)
+    for obj in objects:
+        body = copy.deepcopy(obj)
+        body["metadata"]["namespace"] = NAMESPACE
+        plural = BY_KIND[body["kind"]].plural
+        try:
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, plural, body)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+
+
+def read_statuses(api: client.ApiClient, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    custom = client.CustomObjectsApi(api)
+    rows = []
+    for obj in objects:
+        info = BY_KIND[obj["kind"]]
+        current = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, info.plural, obj["metadata"]["name"])
+        status = current.get("status") or {}
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+        rows.append(
+            {
+                "kind": obj["kind"],
+                "name": obj["metadata"]["name"],
+                "generation": current["metadata"].get("generation"),
+                "observed": status.get("observedGeneration"),
+                "phase": status.get("phase") or "-",
+                "ready": (ready or {}).get("status", "-"),
+                "reason": (ready or {}).get("reason", "-"),
+                "message": status.get("message") or "",
+            }
+        )
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    headers = ["KIND", "NAME", "PHASE", "READY", "REASON", "GEN", "OBSERVED", "MESSAGE"]
+    keys = ["kind", "name", "phase", "ready", "reason", "generation", "observed", "message"]
+    cells = [[str(row[k]) for k in keys] for row in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+async def run_demo(kubeconfig: str | None = None, timeout: float = 90.0, say: Printer = print) -> int:
+    """Run the whole demo; 0 when every example reached Ready=True."""
+    from fortress.devenv.postgres import PgFactory, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        say("PostgreSQL binaries (initdb, pg_ctl) not found: install the postgresql package (make demo does)")
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="fortress-demo-"))
+    factory = PgFactory(bindir)
+    try:
+        started = time.monotonic()
+        pg = await asyncio.to_thread(factory.create)
+        dsn = pg.dsn()
+        say(f"PostgreSQL {pg.port}: started in {time.monotonic() - started:.2f}s")
+        applied = await migrations.up(dsn, migrations.default_migrations_dir())
+        say(f"PostgreSQL {pg.port}: migrations applied: {', '.join(map(str, applied)) or 'none pending'}")
+        with kubernetes_api(kubeconfig, workdir, say) as cluster:
+            with contextlib.closing(client.ApiClient(cluster.configuration)) as api:
+                await asyncio.to_thread(prepare_namespace, api, dsn)
+                objects = example_objects()
+                async with operator_running(cluster, namespaces=(NAMESPACE,)):
+                    say(f"operator running; applying {len(objects)} example resources to namespace {NAMESPACE}")
+                    await asyncio.to_thread(apply_examples, api, objects)
+                    rows = await _converge(api, objects, timeout)
+                say("")
+                say(table(rows))
+                not_ready = [r for r in rows if r["ready"] != "True"]
+                say("")
+                if not_ready:
+                    say(f"{len(not_ready)} of {len(rows)} resources are not Ready after {timeout:.0f}s")
+                    return 1
+                say(f"all {len(rows)} resources Ready in {time.monotonic() - started:.1f}s; stopping everything")
+                return 0
+    finally:
+        await asyncio.to_thread(factory.close)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def _converge(api: client.ApiClient, objects: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await asyncio.to_thread(read_statuses, api, objects)
+        settled = all(r["ready"] == "True" and r["observed"] == r["generation"] for r in rows)
+        if settled or time.monotonic() > deadline:
+            return rows
+        await asyncio.sleep(0.5)
