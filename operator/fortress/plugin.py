@@ -47,7 +47,8 @@ def collect(api: client.CustomObjectsApi, namespace: str | None) -> list[dict[st
             listing = api.list_namespaced_custom_object(GROUP, VERSION, namespace, info.plural)
         else:
             listing = api.list_cluster_custom_object(GROUP, VERSION, info.plural)
-        for obj in listing.get("items", []):
+        items: list[dict[str, Any]] = dict(listing).get("items", [])  # type: ignore[call-overload]
+        for obj in items:
             ready = _ready(obj)
             status = obj.get("status") or {}
             rows.append(

@@ -58,7 +58,7 @@ async def reconcile_once(
     reconciler: Reconciler,
     body: Mapping[str, Any],
     services: Services | None,
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> tuple[Outcome, dict[str, Any]]:
     """Validate and reconcile one object; return the outcome and the status patch it implies."""
     meta = body.get("metadata", {})
@@ -124,7 +124,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 def _register_kind(
     registry: kopf.OperatorRegistry, info: KindInfo, reconciler: Reconciler, services: dict[str, Services]
 ) -> None:
-    async def handle(body: kopf.Body, patch: kopf.Patch, logger: logging.Logger, **_: Any) -> None:
+    async def handle(
+        *, body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+    ) -> None:
         started = time.perf_counter()
         try:
             outcome, status = await reconcile_once(info, reconciler, body, services.get("default"), logger)
@@ -144,7 +146,9 @@ def _register_kind(
         for key, value in status.items():
             patch.status[key] = value
         for note in outcome.events:
-            (kopf.warn if note.type == "Warning" else kopf.info)(body, reason=note.reason, message=note.message)
+            (kopf.warn if note.type == "Warning" else kopf.info)(
+                body, reason=note.reason, message=note.message
+            )
         if outcome.requeue_after is not None and outcome.ready is False and outcome.phase != "Invalid":
             raise kopf.TemporaryError(outcome.message, delay=outcome.requeue_after)
 
@@ -153,7 +157,7 @@ def _register_kind(
     kopf.on.update(plural=info.plural, id="reconcile", field="spec", **kwargs)(handle)
     kopf.on.resume(plural=info.plural, id="reconcile", **kwargs)(handle)
 
-    @kopf.on.delete(plural=info.plural, id="forget", optional=True, **kwargs)  # type: ignore[call-arg]
+    @kopf.on.delete(plural=info.plural, id="forget", optional=True, **kwargs)
     def forget(body: kopf.Body, **_: Any) -> None:
         metrics.RESOURCE_READY.remove(info.kind, body.metadata.namespace or "", body.metadata.name or "")
 

@@ -69,7 +69,11 @@ async def test_invalid_spec_is_reported_with_field_and_event(
 ) -> None:
     """A cross-field error (schema-valid) gives Ready=False/InvalidSpec naming the field, and an Event."""
     api = client.CustomObjectsApi(k8s)
-    rollout = next(o for o in example_objects() if o["kind"] == "CanaryRollout" and o["spec"]["strategy"]["type"] == "canary")
+    rollout = next(
+        o
+        for o in example_objects()
+        if o["kind"] == "CanaryRollout" and o["spec"]["strategy"]["type"] == "canary"
+    )
     rollout = copy.deepcopy(rollout)
     rollout["metadata"]["name"] = "bad-stages"
     rollout["spec"]["strategy"]["canary"]["stages"][2]["weight"] = 3  # below the previous stage's 5
@@ -114,7 +118,12 @@ async def test_spec_change_moves_observed_generation(
         await wait_for(lambda: observed(2))
         # an invalid change is reported against the new generation, nothing else is lost
         api.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, "creditledgers", name, {"spec": {"retention": {"idempotencyKeyTtl": "1h"}}}
+            GROUP,
+            VERSION,
+            namespace,
+            "creditledgers",
+            name,
+            {"spec": {"retention": {"idempotencyKeyTtl": "1h"}}},
         )
 
         def invalid_at_3() -> dict[str, Any] | None:

@@ -25,8 +25,9 @@ from kubernetes.client.exceptions import ApiException
 
 from fortress.adapters.kube import Cluster, load_cluster
 from fortress.api import GROUP, VERSION
-from fortress.runtime import OperatorConfig
 from fortress.devenv.kube import CRD_DIR, install_crds, operator_running, write_kubeconfig
+from fortress.runtime import OperatorConfig
+
 
 @dataclass
 class KubeTarget:
@@ -139,7 +140,7 @@ def custom_api(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
 
 
-async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
+async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:  # noqa: ASYNC109
     """Poll a synchronous predicate (off the loop) until it returns a truthy value."""
     deadline = time.monotonic() + timeout
     last: Any = None

@@ -25,9 +25,12 @@ def test_set_condition_adds_then_keeps_transition_time_when_status_unchanged() -
 
 
 def test_set_condition_leaves_other_types_alone() -> None:
-    conditions = set_condition([], type_="Progressing", status=True, reason="A", message="", generation=1, now=T0)
-    conditions = set_condition(conditions, type_="Ready", status="Unknown", reason="B", message="", generation=1,
-                               now=T0)
+    conditions = set_condition(
+        [], type_="Progressing", status=True, reason="A", message="", generation=1, now=T0
+    )
+    conditions = set_condition(
+        conditions, type_="Ready", status="Unknown", reason="B", message="", generation=1, now=T0
+    )
     assert [c["type"] for c in conditions] == ["Progressing", "Ready"]
     assert find(conditions, "Ready")["status"] == "Unknown"  # type: ignore[index]
     assert not is_true(conditions) and is_true(conditions, "Progressing")
@@ -35,8 +38,14 @@ def test_set_condition_leaves_other_types_alone() -> None:
 
 
 def test_status_patch_always_has_ready_and_generation() -> None:
-    outcome = Outcome(ready=True, reason="Ok", message="fine", phase="Running", fields={"shardCount": 3},
-                      conditions=(ConditionUpdate("Available", True, "Up"),))
+    outcome = Outcome(
+        ready=True,
+        reason="Ok",
+        message="fine",
+        phase="Running",
+        fields={"shardCount": 3},
+        conditions=(ConditionUpdate("Available", True, "Up"),),
+    )
     patch = status_patch(outcome, {"conditions": []}, 4, T0)
     assert patch["observedGeneration"] == 4
     assert patch["phase"] == "Running" and patch["shardCount"] == 3
@@ -45,8 +54,10 @@ def test_status_patch_always_has_ready_and_generation() -> None:
 
 
 def test_invalid_outcome_has_warning_event_and_field() -> None:
-    validated = validate_spec(BY_KIND["DRPlan"], {"service": {"name": "db"}, "checkInterval": "1m",
-                                                  "failureThreshold": 5, "rtoTarget": "2m"})
+    validated = validate_spec(
+        BY_KIND["DRPlan"],
+        {"service": {"name": "db"}, "checkInterval": "1m", "failureThreshold": 5, "rtoTarget": "2m"},
+    )
     outcome = invalid_outcome(validated)
     assert outcome.reason == "InvalidSpec" and not outcome.ready
     assert outcome.events[0].type == "Warning"

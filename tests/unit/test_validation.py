@@ -41,8 +41,10 @@ def test_schema_errors_are_reported_with_paths_too() -> None:
 
 
 def test_unknown_field_is_an_error() -> None:
-    validated = validate_spec(BY_KIND["CreditLedger"], {"database": {"secretKeyRef": {"name": "a", "key": "b"}},
-                                                         "snapshotIntervall": 5})
+    validated = validate_spec(
+        BY_KIND["CreditLedger"],
+        {"database": {"secretKeyRef": {"name": "a", "key": "b"}}, "snapshotIntervall": 5},
+    )
     assert [issue.field for issue in validated.issues] == ["spec.snapshotIntervall"]
 
 
@@ -88,7 +90,11 @@ def test_defaults_fill_a_minimal_spec() -> None:
 
 
 def test_gateway_api_alias() -> None:
-    spec = {"service": "web", "template": {}, "trafficRouting": {"type": "gatewayAPI", "gatewayAPI": {"httpRoute": "r"}}}
+    spec = {
+        "service": "web",
+        "template": {},
+        "trafficRouting": {"type": "gatewayAPI", "gatewayAPI": {"httpRoute": "r"}},
+    }
     validated = validate_spec(BY_KIND["CanaryRollout"], spec)
     assert validated.valid, validated.message()
     missing = validate_spec(BY_KIND["CanaryRollout"], {**spec, "trafficRouting": {"type": "gatewayAPI"}})

@@ -50,11 +50,13 @@ def load_cluster(kubeconfig: str | None = None, context: str | None = None) -> C
     """
     configuration = client.Configuration()
     try:
-        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
     except config.ConfigException:
         if kubeconfig is not None:
             raise
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return Cluster(configuration)
 
 
@@ -75,7 +77,7 @@ class Kube:
             if error.status == 404:
                 raise LookupError(f"Secret {namespace}/{name} not found") from error
             raise
-        data: dict[str, str] = secret.data or {}
+        data = secret.data or {}
         if key not in data:
             raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data[key]).decode()

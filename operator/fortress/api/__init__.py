@@ -24,4 +24,14 @@ KINDS: tuple[KindInfo, ...] = (
 BY_KIND: dict[str, KindInfo] = {info.kind: info for info in KINDS}
 BY_PLURAL: dict[str, KindInfo] = {info.plural: info for info in KINDS}
 
-__all__ = ["API_VERSION", "BY_KIND", "BY_PLURAL", "CATEGORY", "GROUP", "KINDS", "VERSION", "KindInfo", "SpecIssue"]
+__all__ = [
+    "API_VERSION",
+    "BY_KIND",
+    "BY_PLURAL",
+    "CATEGORY",
+    "GROUP",
+    "KINDS",
+    "VERSION",
+    "KindInfo",
+    "SpecIssue",
+]

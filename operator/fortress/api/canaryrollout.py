@@ -214,7 +214,8 @@ class CanaryRolloutSpec(Model):
         "Pod template of the workload (as in a Deployment). Exactly one of template and workloadRef."
     )
     workload_ref: LocalObjectReference | None = Field(
-        default=None, description="An existing Deployment to take over. Exactly one of template and workloadRef."
+        default=None,
+        description="An existing Deployment to take over. Exactly one of template and workloadRef.",
     )
     replicas: int = Field(default=2, ge=0, le=1000, description="Desired pods of the stable version.")
     service: ResourceName = Field(description="The stable Service applications call.")
@@ -230,7 +231,9 @@ class CanaryRolloutSpec(Model):
     abort_scale_down_delay: Duration = Field(
         default="30s", description="Delay before the new colour scales down after an abort."
     )
-    feature_flags: list[FeatureFlag] = Field(default_factory=list, max_length=50, description="Feature flags.")
+    feature_flags: list[FeatureFlag] = Field(
+        default_factory=list, max_length=50, description="Feature flags."
+    )
     paused: bool = Field(default=False, description="Hold the rollout where it is.")
     control: Control | None = Field(default=None, description="A manual promote/abort/retry request.")
     history_limit: int = Field(default=10, ge=1, le=100, description="Recent rollouts kept in status.")
@@ -280,7 +283,9 @@ def check(spec: Model) -> list[SpecIssue]:
     strategy = spec.strategy
     if strategy.type == StrategyType.CANARY:
         if strategy.blue_green is not None:
-            issues.append(SpecIssue("spec.strategy.blueGreen", "must not be set when strategy.type is canary"))
+            issues.append(
+                SpecIssue("spec.strategy.blueGreen", "must not be set when strategy.type is canary")
+            )
         stages = (strategy.canary or CanaryStrategy()).stages
         previous = 0
         for index, stage in enumerate(stages):
@@ -301,7 +306,9 @@ def check(spec: Model) -> list[SpecIssue]:
             previous = stage.weight
         if stages[-1].weight != 100:
             issues.append(
-                SpecIssue(f"spec.strategy.canary.stages[{len(stages) - 1}].weight", "the last stage must be 100")
+                SpecIssue(
+                    f"spec.strategy.canary.stages[{len(stages) - 1}].weight", "the last stage must be 100"
+                )
             )
         for index, flag in enumerate(spec.feature_flags):
             if flag.enable_at_stage >= len(stages):
@@ -325,7 +332,9 @@ def check(spec: Model) -> list[SpecIssue]:
     names = [m.name for m in spec.analysis.metrics]
     for index, name in enumerate(names):
         if names.index(name) != index:
-            issues.append(SpecIssue(f"spec.analysis.metrics[{index}].name", f"duplicate metric name {name!r}"))
+            issues.append(
+                SpecIssue(f"spec.analysis.metrics[{index}].name", f"duplicate metric name {name!r}")
+            )
     for index, metric in enumerate(spec.analysis.metrics):
         if metric.min is None and metric.max is None:
             issues.append(SpecIssue(f"spec.analysis.metrics[{index}]", "set min, max or both"))

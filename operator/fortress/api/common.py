@@ -74,9 +74,9 @@ class Condition(Model):
         description="Type of condition in CamelCase, e.g. Ready."
     )
     status: ConditionStatus = Field(description="Status of the condition: True, False or Unknown.")
-    reason: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)] = (
-        Field(description="Machine-readable reason for the last transition, in CamelCase.")
-    )
+    reason: Annotated[
+        str, StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+    ] = Field(description="Machine-readable reason for the last transition, in CamelCase.")
     message: Annotated[str, StringConstraints(max_length=32768)] = Field(
         default="", description="Human-readable details of the last transition."
     )
@@ -93,8 +93,8 @@ class SecretKeyRef(Model):
     """A key in a Secret of the resource's namespace."""
 
     name: ResourceName = Field(description="Name of the Secret, in the resource's namespace.")
-    key: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$", min_length=1, max_length=253)] = Field(
-        description="Key within the Secret whose value is used."
+    key: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$", min_length=1, max_length=253)] = (
+        Field(description="Key within the Secret whose value is used.")
     )
 
 

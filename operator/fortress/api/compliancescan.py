@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import replace
-
 from enum import StrEnum
 
 from croniter import croniter
 from pydantic import Field
 
 from fortress.api.common import DnsLabel, Model, StatusBase
-from fortress.api.kind import AGE_COLUMN, MESSAGE_COLUMN, PHASE_COLUMN, READY_COLUMN, KindInfo, PrinterColumn, SpecIssue
+from fortress.api.kind import (
+    AGE_COLUMN,
+    MESSAGE_COLUMN,
+    PHASE_COLUMN,
+    READY_COLUMN,
+    KindInfo,
+    PrinterColumn,
+    SpecIssue,
+)
 
 
 class Framework(StrEnum):
@@ -74,10 +81,14 @@ class ComplianceScanSpec(Model):
         description="Namespaces never scanned.",
     )
     remediation: Remediation = Field(default_factory=Remediation, description="Auto-remediation settings.")
-    passing_score: int = Field(default=90, ge=0, le=100, description="Score (%) at or above which a framework passes.")
+    passing_score: int = Field(
+        default=90, ge=0, le=100, description="Score (%) at or above which a framework passes."
+    )
     policy_reports: bool = Field(default=True, description="Write wgpolicyk8s.io PolicyReports.")
     report_formats: list[ReportFormat] = Field(
-        default_factory=lambda: [ReportFormat.JSON], max_length=3, description="Report formats kept in a ConfigMap."
+        default_factory=lambda: [ReportFormat.JSON],
+        max_length=3,
+        description="Report formats kept in a ConfigMap.",
     )
     suspend: bool = Field(default=False, description="Skip scheduled scans.")
 
@@ -140,7 +151,9 @@ INFO = KindInfo(
     description="Scans live cluster state against SOC 2, ISO 27001, GDPR and PCI DSS controls.",
     columns=(
         PrinterColumn("Score", ".status.score", type="number", description="Lowest framework score, %."),
-        PrinterColumn("Critical", ".status.findings.critical", type="integer", description="Critical findings."),
+        PrinterColumn(
+            "Critical", ".status.findings.critical", type="integer", description="Critical findings."
+        ),
         PrinterColumn("High", ".status.findings.high", type="integer", description="High findings."),
         PrinterColumn("LastScan", ".status.lastScanTime", type="date", description="Latest scan."),
         READY_COLUMN,

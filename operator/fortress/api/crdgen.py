@@ -94,7 +94,7 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         out["x-kubernetes-preserve-unknown-fields"] = True
     if "enum" in out and "type" not in out:
         out["type"] = "string"
-    ordered = {k: out[k] for k in ("description", "type", "format") if k in out}
+    ordered: dict[str, Any] = {k: out[k] for k in ("description", "type", "format") if k in out}
     ordered.update((k, v) for k, v in out.items() if k not in ordered)
     return ordered
 

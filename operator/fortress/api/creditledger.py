@@ -7,7 +7,15 @@ from dataclasses import replace
 from pydantic import Field
 
 from fortress.api.common import ConnectionRef, Duration, Model, StatusBase, parse_duration
-from fortress.api.kind import AGE_COLUMN, MESSAGE_COLUMN, PHASE_COLUMN, READY_COLUMN, KindInfo, PrinterColumn, SpecIssue
+from fortress.api.kind import (
+    AGE_COLUMN,
+    MESSAGE_COLUMN,
+    PHASE_COLUMN,
+    READY_COLUMN,
+    KindInfo,
+    PrinterColumn,
+    SpecIssue,
+)
 
 MIN_IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -23,8 +31,12 @@ class Projection(Model):
 class Retention(Model):
     """How long auxiliary data is kept; events themselves are never deleted."""
 
-    idempotency_key_ttl: Duration = Field(default="24h", description="How long idempotency keys are kept (>= 24h).")
-    partitions_ahead: int = Field(default=2, ge=1, le=24, description="Monthly event partitions created ahead.")
+    idempotency_key_ttl: Duration = Field(
+        default="24h", description="How long idempotency keys are kept (>= 24h)."
+    )
+    partitions_ahead: int = Field(
+        default=2, ge=1, le=24, description="Monthly event partitions created ahead."
+    )
     snapshots_kept: int = Field(default=3, ge=1, le=1000, description="Snapshots kept per aggregate.")
 
 
@@ -83,7 +95,9 @@ INFO = KindInfo(
         PrinterColumn("Snapshots", ".status.snapshots", type="integer", description="Snapshots stored."),
         READY_COLUMN,
         replace(PHASE_COLUMN, priority=1),
-        PrinterColumn("Schema", ".status.schemaVersion", type="integer", priority=1, description="Migration."),
+        PrinterColumn(
+            "Schema", ".status.schemaVersion", type="integer", priority=1, description="Migration."
+        ),
         MESSAGE_COLUMN,
         AGE_COLUMN,
     ),

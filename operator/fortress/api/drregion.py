@@ -39,16 +39,18 @@ class Endpoint(Model):
 class DRRegionSpec(Model):
     """Where the region is, how to reach it, and how much it is preferred."""
 
-    plan_ref: ResourceName = Field(description="Name of the DRPlan, in this namespace, this region belongs to.")
+    plan_ref: ResourceName = Field(
+        description="Name of the DRPlan, in this namespace, this region belongs to."
+    )
     provider: Provider = Field(description="Cloud provider: aws, azure, gcp or other.")
     location: str = Field(
         min_length=1, max_length=63, pattern=r"^[a-z0-9][-a-z0-9]*$", description="e.g. us-east-1, eastus."
     )
-    priority: int = Field(
-        default=100, ge=0, le=1000, description="Failover preference; lower is preferred."
-    )
+    priority: int = Field(default=100, ge=0, le=1000, description="Failover preference; lower is preferred.")
     connection: ConnectionRef = Field(description="Connection to this region's PostgreSQL.")
-    endpoint: Endpoint = Field(description="Address the plan's Service points to when this region is primary.")
+    endpoint: Endpoint = Field(
+        description="Address the plan's Service points to when this region is primary."
+    )
     promotable: bool = Field(
         default=True, description="Whether this region may ever be promoted (false for read-only DR copies)."
     )

@@ -63,7 +63,9 @@ class Rebalance(Model):
 class Transactions(Model):
     """Cross-shard two-phase commit settings."""
 
-    recovery_interval: Duration = Field(default="30s", description="How often in-doubt transactions are resolved.")
+    recovery_interval: Duration = Field(
+        default="30s", description="How often in-doubt transactions are resolved."
+    )
     in_doubt_grace_period: Duration = Field(
         default="60s", description="A prepared transaction with no decision older than this is rolled back."
     )
@@ -134,7 +136,9 @@ class ShardClusterStatus(StatusBase):
     ring_config_map: str | None = Field(default=None, description="ConfigMap holding the ring layout.")
     ring_fingerprint: str | None = Field(default=None, description="Hash of the active ring layout.")
     rebalance: RebalanceStatus | None = Field(default=None, description="Rebalance progress.")
-    in_doubt_transactions: int | None = Field(default=None, ge=0, description="Prepared, undecided transactions.")
+    in_doubt_transactions: int | None = Field(
+        default=None, ge=0, description="Prepared, undecided transactions."
+    )
 
 
 def check(spec: Model) -> list[SpecIssue]:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import replace
-
 from enum import StrEnum
 
 from pydantic import Field
 
 from fortress.api.common import ConnectionRef, Duration, Model, ResourceName, StatusBase
-from fortress.api.kind import AGE_COLUMN, MESSAGE_COLUMN, PHASE_COLUMN, READY_COLUMN, KindInfo, PrinterColumn, SpecIssue
+from fortress.api.kind import (
+    AGE_COLUMN,
+    MESSAGE_COLUMN,
+    PHASE_COLUMN,
+    READY_COLUMN,
+    KindInfo,
+    PrinterColumn,
+    SpecIssue,
+)
 
 CONFIGMAP_MAX_RECORDS = 5_000
 
@@ -30,7 +37,8 @@ class PostgresTarget(Model):
 
     connection: ConnectionRef = Field(description="Connection to the target database.")
     table: str = Field(
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Table name (lower-case identifier, created if absent)."
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="Table name (lower-case identifier, created if absent).",
     )
 
 
@@ -60,7 +68,9 @@ class SyntheticDatasetSpec(Model):
 
     kind: DatasetKind = Field(description="users, transactions or timeseries.")
     count: int = Field(ge=1, le=10_000_000, description="Records to generate.")
-    seed: int = Field(default=0, ge=0, le=2**63 - 1, description="Seed; same seed and spec give the same data.")
+    seed: int = Field(
+        default=0, ge=0, le=2**63 - 1, description="Seed; same seed and spec give the same data."
+    )
     locale: str = Field(default="en_US", pattern=r"^[a-z]{2}_[A-Z]{2}$", description="Locale, e.g. en_US.")
     target: Target = Field(default_factory=Target, description="Where records are written.")
     time_series: TimeSeries | None = Field(default=None, description="Settings for kind timeseries.")
@@ -73,7 +83,9 @@ class QualityReport(Model):
     """How realistic the data is, measured on the generated records."""
 
     unique_ratio: float | None = Field(default=None, ge=0, le=1, description="Distinct ids / records.")
-    benford_deviation: float | None = Field(default=None, ge=0, description="MAD from Benford's law (amounts).")
+    benford_deviation: float | None = Field(
+        default=None, ge=0, description="MAD from Benford's law (amounts)."
+    )
     valid_ratio: float | None = Field(default=None, ge=0, le=1, description="Records passing format checks.")
 
 

@@ -19,4 +19,4 @@ def _run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(logging.ERROR)
-    return asyncio.run(run_demo(kubeconfig=args.kubeconfig, timeout=args.timeout))
+    return asyncio.run(run_demo(kubeconfig=args.kubeconfig, wait_seconds=args.timeout))

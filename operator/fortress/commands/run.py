@@ -17,7 +17,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--kubeconfig", default=settings.kubeconfig, help="kubeconfig (default: in-cluster)")
     parser.add_argument("--context", default=None, help="kubeconfig context")
     parser.add_argument(
-        "--namespace", "-n", action="append", default=list(settings.namespaces),
+        "--namespace",
+        "-n",
+        action="append",
+        default=list(settings.namespaces),
         help="watch only these namespaces (repeatable; FORTRESS_NAMESPACES); all when absent",
     )
     parser.add_argument("--metrics-port", type=int, default=settings.metrics_port, help="0 disables")

@@ -25,7 +25,7 @@ class ReconcileRequest:
     body: Mapping[str, Any]
     status: Mapping[str, Any]
     now: dt.datetime
-    logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    logger: logging.Logger | logging.LoggerAdapter[Any]
     services: Any = None  # the running operator's shared adapters (Kube client, pools)
 
 

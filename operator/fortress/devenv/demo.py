@@ -12,9 +12,9 @@ import copy
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client
@@ -41,18 +41,22 @@ def example_objects() -> list[dict[str, Any]]:
     """Every Fortress object in examples/, in file order."""
     objects: list[dict[str, Any]] = []
     for path in sorted(examples_dir().glob("*.yaml")):
-        objects.extend(doc for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") in BY_KIND)
+        objects.extend(
+            doc for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") in BY_KIND
+        )
     return objects
 
 
-@contextlib.contextmanager
-def kubernetes_api(kubeconfig: str | None, workdir: Path, say: Printer) -> Iterator[Cluster]:
-    """A Kubernetes API: the given kubeconfig, else a local control plane if built, else the emulator."""
+@contextlib.asynccontextmanager
+async def kubernetes_api(kubeconfig: str | None, workdir: Path, say: Printer) -> AsyncIterator[Cluster]:
+    """A Kubernetes API: the given kubeconfig, else a local control plane if built, else the emulator.
+
+    Starting and stopping are blocking (processes, files, polling), so they run in worker threads.
+    """
     if kubeconfig:
         say(f"Kubernetes API: the cluster in {kubeconfig}")
-        cluster = load_cluster(kubeconfig)
-        with contextlib.closing(client.ApiClient(cluster.configuration)) as api:
-            install_crds(api)
+        cluster = await asyncio.to_thread(load_cluster, kubeconfig)
+        await asyncio.to_thread(_install_crds, cluster)
         yield cluster
         return
     from fortress.devenv import controlplane
@@ -61,39 +65,44 @@ def kubernetes_api(kubeconfig: str | None, workdir: Path, say: Printer) -> Itera
         plane = controlplane.ControlPlane(workdir / "controlplane")
         try:
             started = time.monotonic()
-            plane.start()
-            plane.install_crds(CRD_DIR)
-            say(f"Kubernetes API: local kube-apiserver + etcd at {plane.server} ({time.monotonic() - started:.1f}s)")
-            yield load_cluster(str(plane.kubeconfig))
+            await asyncio.to_thread(plane.start)
+            await asyncio.to_thread(plane.install_crds, CRD_DIR)
+            elapsed = time.monotonic() - started
+            say(f"Kubernetes API: local kube-apiserver + etcd at {plane.server} (up in {elapsed:.1f}s)")
+            yield await asyncio.to_thread(load_cluster, str(plane.kubeconfig))
         finally:
-            plane.stop()
+            await asyncio.to_thread(plane.stop)
         return
     from fortress.devenv.emulator import EmulatorThread
 
     emulator = EmulatorThread(CRD_DIR)
-    server = emulator.start()
+    server = await asyncio.to_thread(emulator.start)
     say(f"Kubernetes API: in-memory emulator at {server} (build a real one with `make controlplane`)")
     try:
-        yield load_cluster(str(write_kubeconfig(workdir / "kubeconfig", server)))
+        path = await asyncio.to_thread(write_kubeconfig, workdir / "kubeconfig", server)
+        yield await asyncio.to_thread(load_cluster, str(path))
     finally:
-        emulator.stop()
+        await asyncio.to_thread(emulator.stop)
 
 
-def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "type": "Opaque",
-        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    }
+def _install_crds(cluster: Cluster) -> None:
+    with contextlib.closing(client.ApiClient(cluster.configuration)) as api:
+        install_crds(api)
+
+
+def _secret(name: str, data: dict[str, str]) -> client.V1Secret:
+    return client.V1Secret(
+        metadata=client.V1ObjectMeta(name=name, namespace=NAMESPACE),
+        type="Opaque",
+        data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    )
 
 
 def prepare_namespace(api: client.ApiClient, dsn: str) -> None:
     """Create the demo namespace and the Secrets the examples reference."""
     core = client.CoreV1Api(api)
     with contextlib.suppress(ApiException):
-        core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
     for name, keys in DEMO_SECRETS.items():
         body = _secret(name, dict.fromkeys(keys, dsn))
         try:
@@ -122,7 +131,12 @@ def read_statuses(api: client.ApiClient, objects: list[dict[str, Any]]) -> list[
     rows = []
     for obj in objects:
         info = BY_KIND[obj["kind"]]
-        current = custom.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, info.plural, obj["metadata"]["name"])
+        current = cast(
+            dict[str, Any],
+            custom.get_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, info.plural, obj["metadata"]["name"]
+            ),
+        )
         status = current.get("status") or {}
         ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
         rows.append(
@@ -150,7 +164,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-async def run_demo(kubeconfig: str | None = None, timeout: float = 90.0, say: Printer = print) -> int:
+async def run_demo(kubeconfig: str | None = None, wait_seconds: float = 90.0, say: Printer = print) -> int:
     """Run the whole demo; 0 when every example reached Ready=True."""
     from fortress.devenv.postgres import PgFactory, find_bindir
 
@@ -167,30 +181,35 @@ async def run_demo(kubeconfig: str | None = None, timeout: float = 90.0, say: Pr
         say(f"PostgreSQL {pg.port}: started in {time.monotonic() - started:.2f}s")
         applied = await migrations.up(dsn, migrations.default_migrations_dir())
         say(f"PostgreSQL {pg.port}: migrations applied: {', '.join(map(str, applied)) or 'none pending'}")
-        with kubernetes_api(kubeconfig, workdir, say) as cluster:
-            with contextlib.closing(client.ApiClient(cluster.configuration)) as api:
+        async with kubernetes_api(kubeconfig, workdir, say) as cluster:
+            api = client.ApiClient(cluster.configuration)
+            try:
                 await asyncio.to_thread(prepare_namespace, api, dsn)
                 objects = example_objects()
                 async with operator_running(cluster, namespaces=(NAMESPACE,)):
-                    say(f"operator running; applying {len(objects)} example resources to namespace {NAMESPACE}")
+                    say(f"operator running; applying {len(objects)} examples to namespace {NAMESPACE}")
                     await asyncio.to_thread(apply_examples, api, objects)
-                    rows = await _converge(api, objects, timeout)
+                    rows = await _converge(api, objects, wait_seconds)
                 say("")
                 say(table(rows))
                 not_ready = [r for r in rows if r["ready"] != "True"]
                 say("")
                 if not_ready:
-                    say(f"{len(not_ready)} of {len(rows)} resources are not Ready after {timeout:.0f}s")
+                    say(f"{len(not_ready)} of {len(rows)} resources are not Ready after {wait_seconds:.0f}s")
                     return 1
-                say(f"all {len(rows)} resources Ready in {time.monotonic() - started:.1f}s; stopping everything")
+                say(f"all {len(rows)} resources Ready after {time.monotonic() - started:.1f}s; stopping all")
                 return 0
+            finally:
+                await asyncio.to_thread(api.close)
     finally:
         await asyncio.to_thread(factory.close)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def _converge(api: client.ApiClient, objects: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
+async def _converge(
+    api: client.ApiClient, objects: list[dict[str, Any]], wait_seconds: float
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + wait_seconds
     while True:
         rows = await asyncio.to_thread(read_statuses, api, objects)
         settled = all(r["ready"] == "True" and r["observed"] == r["generation"] for r in rows)

@@ -20,7 +20,6 @@ import kmock
 import yaml
 from kmock._internal import parsing
 
-
 from fortress.api import KINDS
 
 BUILTIN_RESOURCES: dict[str, dict[str, Any]] = {
@@ -111,18 +110,18 @@ def _merged(base: Any, patch: Any) -> Any:
 
 def declare_resources(emulator: kmock.KubernetesEmulator, crd_dir: Path) -> None:
     """Declare the built-in resources the operator touches and every CRD (stored as objects too)."""
-    for key, info in BUILTIN_RESOURCES.items():
-        emulator.resources[key] = dict(info)
+    for key, builtin in BUILTIN_RESOURCES.items():
+        emulator.resources[key] = kmock.ResourceInfo(**builtin)
     for info in KINDS:
-        emulator.resources[f"{info.group}/{info.version}/{info.plural}"] = {
-            "kind": info.kind,
-            "singular": info.singular,
-            "namespaced": info.namespaced,
-            "shortnames": set(info.short_names),
-            "categories": {"fortress"},
-            "subresources": {"status"},
-            "verbs": {"get", "list", "watch", "create", "update", "patch", "delete"},
-        }
+        emulator.resources[f"{info.group}/{info.version}/{info.plural}"] = kmock.ResourceInfo(
+            kind=info.kind,
+            singular=info.singular,
+            namespaced=info.namespaced,
+            shortnames=set(info.short_names),
+            categories={"fortress"},
+            subresources={"status"},
+            verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+        )
     crds = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
     for path in sorted(crd_dir.glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
