@@ -33,9 +33,25 @@ INVALID_SPECS = Counter(
 )
 
 
-def serve(port: int, address: str = "0.0.0.0") -> None:
-    """Serve /metrics on a port from a background thread (blocking bind: call off the event loop)."""
-    start_http_server(port, addr=address, registry=REGISTRY)
+class MetricsServer:
+    """/metrics served from a background thread; ``stop()`` closes the port."""
+
+    def __init__(self, port: int, address: str = "0.0.0.0") -> None:
+        self._server, self._thread = start_http_server(port, addr=address, registry=REGISTRY)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve(port: int, address: str = "0.0.0.0") -> MetricsServer:
+    """Start serving /metrics (binds a socket: call off the event loop)."""
+    return MetricsServer(port, address)
 
 
 def exported_names() -> set[str]:

@@ -36,6 +36,7 @@ class Services:
 
     cluster: Cluster
     kube: Kube
+    metrics_server: metrics.MetricsServer | None = None
 
 
 @dataclass
@@ -103,14 +104,18 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         settings.posting.level = logging.WARNING
         settings.watching.server_timeout = 300
         settings.networking.error_backoffs = [1, 2, 5, 10]
-        services["default"] = Services(cluster=config.cluster, kube=Kube(config.cluster))
-        if config.metrics_port:
-            await asyncio.to_thread(metrics.serve, config.metrics_port)
+        server = await asyncio.to_thread(metrics.serve, config.metrics_port) if config.metrics_port else None
+        services["default"] = Services(
+            cluster=config.cluster, kube=Kube(config.cluster), metrics_server=server
+        )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         if "default" in services:
-            await services.pop("default").kube.close()
+            shared = services.pop("default")
+            await shared.kube.close()
+            if shared.metrics_server is not None:
+                await asyncio.to_thread(shared.metrics_server.stop)
 
     @kopf.on.probe(id="kinds", registry=registry)
     def probe(**_: Any) -> int:

@@ -44,7 +44,8 @@ def install_crds(api: client.ApiClient, crd_dir: Path = CRD_DIR, timeout: float 
         names.append(name)
         try:
             current = ext.read_custom_resource_definition(name)
-            body["metadata"]["resourceVersion"] = current.metadata.resource_version if current.metadata else None
+            meta = current.metadata
+            body["metadata"]["resourceVersion"] = meta.resource_version if meta else None
             ext.replace_custom_resource_definition(name, body)
         except ApiException as error:
             if error.status != 404:
