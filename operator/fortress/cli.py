@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from fortress import __version__
 
-COMMANDS = ("run", "crds", "migrate", "demo")
+COMMANDS = ("run", "api", "crds", "migrate", "demo")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -62,3 +62,18 @@ def exported_names() -> set[str]:
             names.add(sample.name)
         names.add(family.name)
     return names
+
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP API requests by route template, method and status.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+HTTP_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "HTTP API latency by route template and method.",
+    ["route", "method"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

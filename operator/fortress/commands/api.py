@@ -1,0 +1,67 @@
+"""``fortress api``: serve the HTTP API, or print / check its OpenAPI document."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from fortress.http.auth import TokenStore
+from fortress.http.server import OPENAPI_PATH, ApiConfig, build_app, openapi_text
+from fortress.settings import Settings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    settings = Settings.from_env()
+    parser = subparsers.add_parser("api", help="serve the HTTP API")
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--tokens",
+        type=Path,
+        default=settings.api_tokens_file,
+        help="token file (FORTRESS_API_TOKENS_FILE), e.g. a mounted Secret",
+    )
+    parser.add_argument(
+        "--dsn", default=settings.database_dsn, help="ledger database (FORTRESS_DATABASE_DSN)"
+    )
+    parser.add_argument("--openapi", action="store_true", help="print the OpenAPI document and exit")
+    parser.add_argument("--write-openapi", action="store_true", help=f"write {OPENAPI_PATH} and exit")
+    parser.add_argument(
+        "--check-openapi", action="store_true", help="exit 1 when the checked-in document drifted"
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    text = openapi_text()
+    if args.openapi:
+        sys.stdout.write(text)
+        return 0
+    if args.write_openapi:
+        OPENAPI_PATH.parent.mkdir(parents=True, exist_ok=True)
+        OPENAPI_PATH.write_text(text)
+        print(OPENAPI_PATH)
+        return 0
+    if args.check_openapi:
+        if not OPENAPI_PATH.exists() or OPENAPI_PATH.read_text() != text:
+            print(
+                f"{OPENAPI_PATH} differs from the routes: run `fortress api --write-openapi`", file=sys.stderr
+            )
+            return 1
+        return 0
+    if args.tokens is None:
+        print("error: no token file: pass --tokens or set FORTRESS_API_TOKENS_FILE", file=sys.stderr)
+        return 2
+    try:
+        tokens = TokenStore.from_file(args.tokens)
+    except (OSError, ValueError) as error:
+        print(f"error: cannot load tokens from {args.tokens}: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ApiConfig(database_dsn=args.dsn)
+    web.run_app(build_app(config, tokens), host=args.host, port=args.port, print=None)
+    return 0
