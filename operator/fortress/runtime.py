@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
 import logging
 import time
 from collections.abc import Mapping
@@ -19,13 +20,19 @@ import kopf
 
 from fortress import metrics
 from fortress.adapters.kube import Cluster, Kube
+from fortress.adapters.postgres import PoolRegistry
 from fortress.api import KINDS, KindInfo
+from fortress.api.common import SecretKeyRef
 from fortress.core.conditions import READY, is_true
 from fortress.core.outcome import Outcome, invalid_outcome, status_patch
 from fortress.core.reconciler import Reconciler, ReconcileRequest, accept
 from fortress.core.validation import validate_spec
 
 log = logging.getLogger("fortress")
+
+# Subsystem handler modules. Each exposes ``KIND`` and ``reconcile`` (a Reconciler), and may expose
+# ``register(registry, services)`` to add daemons or timers; ``services()`` returns the Services.
+SUBSYSTEMS: tuple[str, ...] = ()
 
 ANNOTATION_PREFIX = "fortress.io"
 
@@ -36,7 +43,12 @@ class Services:
 
     cluster: Cluster
     kube: Kube
+    pools: PoolRegistry = field(default_factory=PoolRegistry)
     metrics_server: metrics.MetricsServer | None = None
+
+    async def secret_dsn(self, namespace: str, ref: SecretKeyRef) -> str:
+        """The DSN a ``secretKeyRef`` points to (LookupError naming the Secret when absent)."""
+        return await self.kube.secret_value(namespace, ref.name, ref.key)
 
 
 @dataclass
@@ -114,6 +126,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         if "default" in services:
             shared = services.pop("default")
             await shared.kube.close()
+            await shared.pools.close()
             if shared.metrics_server is not None:
                 await asyncio.to_thread(shared.metrics_server.stop)
 
@@ -121,8 +134,20 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     def probe(**_: Any) -> int:
         return len(KINDS)
 
+    def shared() -> Services:
+        if "default" not in services:
+            raise RuntimeError("operator services are not started yet")
+        return services["default"]
+
+    reconcilers: dict[str, Reconciler] = {}
+    for name in SUBSYSTEMS:
+        module = importlib.import_module(name)
+        reconcilers[module.KIND] = module.reconcile
+        if hasattr(module, "register"):
+            module.register(registry, shared)
+    reconcilers.update(config.reconcilers)
     for info in KINDS:
-        _register_kind(registry, info, config.reconcilers.get(info.kind, accept), services)
+        _register_kind(registry, info, reconcilers.get(info.kind, accept), services)
     return registry
 
 

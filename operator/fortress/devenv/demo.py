@@ -9,10 +9,12 @@ import asyncio
 import base64
 import contextlib
 import copy
+import importlib
 import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,6 +30,23 @@ from fortress.paths import examples_dir
 
 NAMESPACE = "fortress-demo"
 Printer = Callable[[str], None]
+
+# Capability demos, run in order once every example is Ready, while the operator keeps running.
+# Each module exposes ``async def demo(ctx: DemoContext) -> None`` and raises when it fails.
+DEMO_STEPS: tuple[str, ...] = ()
+
+
+@dataclass
+class DemoContext:
+    """What a capability's demo step can use."""
+
+    namespace: str
+    api: client.ApiClient
+    cluster: Cluster
+    pg_factory: Any  # fortress.devenv.postgres.PgFactory
+    dsn: str  # the main, migrated database
+    say: Printer
+
 
 # Every Secret the examples reference, with the keys they use; values are DSNs of local PostgreSQL.
 DEMO_SECRETS: dict[str, tuple[str, ...]] = {
@@ -190,13 +209,18 @@ async def run_demo(kubeconfig: str | None = None, wait_seconds: float = 90.0, sa
                     say(f"operator running; applying {len(objects)} examples to namespace {NAMESPACE}")
                     await asyncio.to_thread(apply_examples, api, objects)
                     rows = await _converge(api, objects, wait_seconds)
-                say("")
-                say(table(rows))
-                not_ready = [r for r in rows if r["ready"] != "True"]
-                say("")
-                if not_ready:
-                    say(f"{len(not_ready)} of {len(rows)} resources are not Ready after {wait_seconds:.0f}s")
-                    return 1
+                    say("")
+                    say(table(rows))
+                    say("")
+                    not_ready = [r for r in rows if r["ready"] != "True"]
+                    if not_ready:
+                        say(
+                            f"{len(not_ready)} of {len(rows)} resources are not Ready after {wait_seconds:.0f}s"
+                        )
+                        return 1
+                    context = DemoContext(NAMESPACE, api, cluster, factory, dsn, say)
+                    for name in DEMO_STEPS:
+                        await importlib.import_module(name).demo(context)
                 say(f"all {len(rows)} resources Ready after {time.monotonic() - started:.1f}s; stopping all")
                 return 0
             finally:
