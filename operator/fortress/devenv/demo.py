@@ -214,9 +214,7 @@ async def run_demo(kubeconfig: str | None = None, wait_seconds: float = 90.0, sa
                     say("")
                     not_ready = [r for r in rows if r["ready"] != "True"]
                     if not_ready:
-                        say(
-                            f"{len(not_ready)} of {len(rows)} resources are not Ready after {wait_seconds:.0f}s"
-                        )
+                        say(f"{len(not_ready)} of {len(rows)} not Ready after {wait_seconds:.0f}s")
                         return 1
                     context = DemoContext(NAMESPACE, api, cluster, factory, dsn, say)
                     for name in DEMO_STEPS:
