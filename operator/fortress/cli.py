@@ -9,14 +9,23 @@ from collections.abc import Sequence
 
 from fortress import __version__
 
-COMMANDS = ("run", "api", "crds", "migrate", "demo")
+
+def commands() -> list[str]:
+    """Every module of ``fortress.commands`` is a sub-command with ``register(subparsers)``."""
+    import pkgutil
+
+    import fortress.commands
+
+    preferred = ["run", "api", "crds", "migrate", "demo"]
+    names = [m.name for m in pkgutil.iter_modules(fortress.commands.__path__)]
+    return sorted(names, key=lambda n: (preferred.index(n) if n in preferred else len(preferred), n))
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="fortress", description=__doc__)
     root.add_argument("--version", action="version", version=f"fortress {__version__}")
     subparsers = root.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in commands():
         importlib.import_module(f"fortress.commands.{name}").register(subparsers)
     return root
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 import logging
 import time
 from collections.abc import Mapping
@@ -18,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from fortress import metrics
+from fortress import discovery, metrics
 from fortress.adapters.kube import Cluster, Kube
 from fortress.adapters.postgres import PoolRegistry
 from fortress.api import KINDS, KindInfo
@@ -30,9 +29,6 @@ from fortress.core.validation import validate_spec
 
 log = logging.getLogger("fortress")
 
-# Subsystem handler modules. Each exposes ``KIND`` and ``reconcile`` (a Reconciler), and may expose
-# ``register(registry, services)`` to add daemons or timers; ``services()`` returns the Services.
-SUBSYSTEMS: tuple[str, ...] = ()
 
 ANNOTATION_PREFIX = "fortress.io"
 
@@ -140,8 +136,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         return services["default"]
 
     reconcilers: dict[str, Reconciler] = {}
-    for name in SUBSYSTEMS:
-        module = importlib.import_module(name)
+    # Each subsystem's handlers module exposes KIND and reconcile, and may expose
+    # register(registry, services) to add daemons or timers (see fortress.discovery).
+    for module in discovery.modules("handlers"):
         reconcilers[module.KIND] = module.reconcile
         if hasattr(module, "register"):
             module.register(registry, shared)

@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 import aiohttp
+import pytest
 from kubernetes import client
 
 from fortress.api import GROUP, VERSION
@@ -66,6 +67,6 @@ async def test_liveness_and_metrics(kube_api: KubeTarget, k8s: client.ApiClient,
             in text
         )
         assert "fortress_reconcile_duration_seconds_bucket" in text
-    # the ports are closed once the operator stops
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", metrics_port))
+    # the metrics port is closed once the operator stops
+    with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+        sock.connect(("127.0.0.1", metrics_port))

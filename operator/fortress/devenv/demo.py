@@ -9,7 +9,6 @@ import asyncio
 import base64
 import contextlib
 import copy
-import importlib
 import shutil
 import tempfile
 import time
@@ -22,6 +21,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from fortress import discovery
 from fortress.adapters import migrations
 from fortress.adapters.kube import Cluster, load_cluster
 from fortress.api import BY_KIND, GROUP, VERSION
@@ -30,10 +30,6 @@ from fortress.paths import examples_dir
 
 NAMESPACE = "fortress-demo"
 Printer = Callable[[str], None]
-
-# Capability demos, run in order once every example is Ready, while the operator keeps running.
-# Each module exposes ``async def demo(ctx: DemoContext) -> None`` and raises when it fails.
-DEMO_STEPS: tuple[str, ...] = ()
 
 
 @dataclass
@@ -217,8 +213,9 @@ async def run_demo(kubeconfig: str | None = None, wait_seconds: float = 90.0, sa
                         say(f"{len(not_ready)} of {len(rows)} not Ready after {wait_seconds:.0f}s")
                         return 1
                     context = DemoContext(NAMESPACE, api, cluster, factory, dsn, say)
-                    for name in DEMO_STEPS:
-                        await importlib.import_module(name).demo(context)
+                    # each subsystem's demo module (fortress.discovery): async demo(ctx), raises on failure
+                    for module in discovery.modules("demo"):
+                        await module.demo(context)
                 say(f"all {len(rows)} resources Ready after {time.monotonic() - started:.1f}s; stopping all")
                 return 0
             finally:

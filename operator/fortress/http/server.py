@@ -1,13 +1,12 @@
 """The whole HTTP API: every subsystem's routes, set up against live services, and its OpenAPI text.
 
-Each subsystem module listed in ``SUBSYSTEMS`` exposes ``ROUTES`` (static declarations, so the
+Each subsystem's ``api`` module (see fortress.discovery) exposes ``ROUTES`` (static declarations, so the
 OpenAPI document needs no live services) and ``async def setup(app, config) -> None``, which
 connects what its handlers need (stored under its own ``web.AppKey``) and registers cleanup.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,13 +16,13 @@ from typing import cast
 
 from aiohttp import web
 
+from fortress import discovery
 from fortress.http.app import create_app
 from fortress.http.auth import TokenStore
 from fortress.http.openapi import document
 from fortress.http.routing import Route
 from fortress.paths import repo_root
 
-SUBSYSTEMS: tuple[str, ...] = ()  # e.g. "fortress.ledger.api"; each adds its routes when it lands
 OPENAPI_PATH = repo_root() / "openapi" / "fortress-api.json"
 
 
@@ -36,7 +35,7 @@ class ApiConfig:
 
 
 def _modules() -> list[ModuleType]:
-    return [importlib.import_module(name) for name in SUBSYSTEMS]
+    return discovery.modules("api")
 
 
 def all_routes() -> list[Route]:

@@ -77,3 +77,15 @@ HTTP_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+
+def _load_subsystem_collectors() -> None:
+    """Import every module of this package so all collectors are registered (and listed) at once."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_load_subsystem_collectors()
