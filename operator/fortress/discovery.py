@@ -1,7 +1,7 @@
 """Finding the subsystems' pieces by convention, so adding a subsystem touches no shared file.
 
 A subsystem is a subpackage of ``fortress`` (e.g. ``fortress.ledger``). Its optional modules:
-``handlers`` (``KIND``, ``reconcile``, optional ``register``) for the operator, ``api`` (``ROUTES``,
+``handlers`` (``KIND`` and ``reconcile``, or ``RECONCILERS``; optional ``register``) for the operator, ``api`` (``ROUTES``,
 ``setup``) for the HTTP API, and ``demo`` (``demo(ctx)``) for ``make demo``.
 """
 

@@ -136,10 +136,12 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         return services["default"]
 
     reconcilers: dict[str, Reconciler] = {}
-    # Each subsystem's handlers module exposes KIND and reconcile, and may expose
+    # Each subsystem's handlers module exposes KIND and reconcile (or RECONCILERS), and may expose
     # register(registry, services) to add daemons or timers (see fortress.discovery).
     for module in discovery.modules("handlers"):
-        reconcilers[module.KIND] = module.reconcile
+        if hasattr(module, "KIND"):
+            reconcilers[module.KIND] = module.reconcile
+        reconcilers.update(getattr(module, "RECONCILERS", {}))  # a module serving several kinds
         if hasattr(module, "register"):
             module.register(registry, shared)
     reconcilers.update(config.reconcilers)
