@@ -1,8 +1,8 @@
 """Finding the subsystems' pieces by convention, so adding a subsystem touches no shared file.
 
 A subsystem is a subpackage of ``fortress`` (e.g. ``fortress.ledger``). Its optional modules:
-``handlers`` (``KIND`` and ``reconcile``, or ``RECONCILERS``; optional ``register``) for the operator, ``api`` (``ROUTES``,
-``setup``) for the HTTP API, and ``demo`` (``demo(ctx)``) for ``make demo``.
+``handlers`` (``KIND`` and ``reconcile``, or ``RECONCILERS``; optional ``register``) for the
+operator, ``api`` (``ROUTES``, ``setup``) for the HTTP API, and ``demo`` (``demo(ctx)``) for the demo.
 """
 
 from __future__ import annotations
