@@ -50,7 +50,7 @@ class KubeTarget:
 
 def _controlplane_target(workdir: Path) -> Iterator[KubeTarget] | None:
     try:
-        from tests.support.controlplane import ControlPlane, binaries_present
+        from fortress.devenv.controlplane import ControlPlane, binaries_present
     except ImportError:
         return None
     if not binaries_present():

@@ -69,7 +69,7 @@ class SyntheticDatasetSpec(Model):
     kind: DatasetKind = Field(description="users, transactions or timeseries.")
     count: int = Field(ge=1, le=10_000_000, description="Records to generate.")
     seed: int = Field(
-        default=0, ge=0, le=2**63 - 1, description="Seed; same seed and spec give the same data."
+        default=0, ge=0, le=2**53 - 1, description="Seed; same seed and spec give the same data."
     )
     locale: str = Field(default="en_US", pattern=r"^[a-z]{2}_[A-Z]{2}$", description="Locale, e.g. en_US.")
     target: Target = Field(default_factory=Target, description="Where records are written.")
