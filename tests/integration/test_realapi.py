@@ -16,6 +16,7 @@ import yaml
 from kubernetes import client
 
 from fortress.api import BY_KIND, GROUP, KINDS, VERSION
+from fortress.devenv import backends
 from fortress.paths import examples_dir
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 
@@ -61,7 +62,13 @@ async def kubectl(target: KubeTarget, *args: str, check: bool = True) -> tuple[i
     return code, out.decode(), err.decode()
 
 
-async def test_kubectl_apply_examples_then_wait_ready(real_kube_api: KubeTarget, namespace: str) -> None:
+async def test_kubectl_apply_examples_then_wait_ready(
+    real_kube_api: KubeTarget,
+    k8s: client.ApiClient,
+    namespace: str,
+    example_backends: backends.ExampleBackends,
+) -> None:
+    await asyncio.to_thread(backends.apply_secrets, k8s, namespace, example_backends.secrets)
     async with running_operator(real_kube_api, namespaces=(namespace,)):
         await kubectl(real_kube_api, "apply", "--validate=strict", "-n", namespace, "-f", str(examples_dir()))
         await kubectl(
@@ -78,7 +85,13 @@ async def test_kubectl_apply_examples_then_wait_ready(real_kube_api: KubeTarget,
         assert len(out.split()) == EXAMPLE_COUNT, out
 
 
-async def test_kubectl_get_shows_printer_columns(real_kube_api: KubeTarget, namespace: str) -> None:
+async def test_kubectl_get_shows_printer_columns(
+    real_kube_api: KubeTarget,
+    k8s: client.ApiClient,
+    namespace: str,
+    example_backends: backends.ExampleBackends,
+) -> None:
+    await asyncio.to_thread(backends.apply_secrets, k8s, namespace, example_backends.secrets)
     async with running_operator(real_kube_api, namespaces=(namespace,)):
         await kubectl(
             real_kube_api, "apply", "-n", namespace, "-f", str(examples_dir() / "drplan-orders.yaml")

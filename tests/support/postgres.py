@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from fortress.devenv import backends
 from fortress.devenv.postgres import SKIP_REASON, STATS, PgCluster, PgFactory, find_bindir
 
-__all__ = ["PgCluster", "PgFactory", "pg", "pg_dsn", "pg_factory"]
+__all__ = ["PgCluster", "PgFactory", "example_backends", "pg", "pg_dsn", "pg_factory"]
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +52,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             mean = sum(times) / len(times)
             line += f"; {len(times)} {label}, create+start mean {mean:.2f}s, max {max(times):.2f}s"
     terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def example_backends(pg_factory: PgFactory) -> Iterator[backends.ExampleBackends]:
+    """The PostgreSQL servers behind the examples' Secrets (8 clusters, 3 of them replicating)."""
+    servers = backends.provision(pg_factory)
+    try:
+        yield servers
+    finally:
+        backends.close(pg_factory, servers)

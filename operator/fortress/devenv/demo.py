@@ -6,7 +6,6 @@ Everything started here is stopped before returning, also on failure or Ctrl-C.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import copy
 import shutil
@@ -25,6 +24,7 @@ from fortress import discovery
 from fortress.adapters import migrations
 from fortress.adapters.kube import Cluster, load_cluster
 from fortress.api import BY_KIND, GROUP, VERSION
+from fortress.devenv import backends
 from fortress.devenv.kube import CRD_DIR, install_crds, operator_running, write_kubeconfig
 from fortress.paths import examples_dir
 
@@ -42,14 +42,6 @@ class DemoContext:
     pg_factory: Any  # fortress.devenv.postgres.PgFactory
     dsn: str  # the main, migrated database
     say: Printer
-
-
-# Every Secret the examples reference, with the keys they use; values are DSNs of local PostgreSQL.
-DEMO_SECRETS: dict[str, tuple[str, ...]] = {
-    "credits-db": ("dsn",),
-    "tenants-shards": ("shard-a", "shard-b", "shard-c", "shard-d"),
-    "orders-regions": ("aws-us-east-1", "azure-eastus", "gcp-us-central1"),
-}
 
 
 def example_objects() -> list[dict[str, Any]]:
@@ -105,27 +97,12 @@ def _install_crds(cluster: Cluster) -> None:
         install_crds(api)
 
 
-def _secret(name: str, data: dict[str, str]) -> client.V1Secret:
-    return client.V1Secret(
-        metadata=client.V1ObjectMeta(name=name, namespace=NAMESPACE),
-        type="Opaque",
-        data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
-    )
-
-
-def prepare_namespace(api: client.ApiClient, dsn: str) -> None:
+def prepare_namespace(api: client.ApiClient, secrets: dict[str, dict[str, str]]) -> None:
     """Create the demo namespace and the Secrets the examples reference."""
     core = client.CoreV1Api(api)
     with contextlib.suppress(ApiException):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
-    for name, keys in DEMO_SECRETS.items():
-        body = _secret(name, dict.fromkeys(keys, dsn))
-        try:
-            core.create_namespaced_secret(NAMESPACE, body)
-        except ApiException as error:
-            if error.status != 409:
-                raise
-            core.replace_namespaced_secret(name, NAMESPACE, body)
+    backends.apply_secrets(api, NAMESPACE, secrets)
 
 
 def apply_examples(api: client.ApiClient, objects: list[dict[str, Any]]) -> None:
@@ -196,10 +173,16 @@ async def run_demo(kubeconfig: str | None = None, wait_seconds: float = 90.0, sa
         say(f"PostgreSQL {pg.port}: started in {time.monotonic() - started:.2f}s")
         applied = await migrations.up(dsn, migrations.default_migrations_dir())
         say(f"PostgreSQL {pg.port}: migrations applied: {', '.join(map(str, applied)) or 'none pending'}")
+        started_backends = time.monotonic()
+        servers = await asyncio.to_thread(backends.provision, factory)
+        say(
+            f"PostgreSQL for the examples: {len(servers.clusters)} servers (ledger, 4 shards, 3 regions in "
+            f"streaming replication) in {time.monotonic() - started_backends:.1f}s"
+        )
         async with kubernetes_api(kubeconfig, workdir, say) as cluster:
             api = client.ApiClient(cluster.configuration)
             try:
-                await asyncio.to_thread(prepare_namespace, api, dsn)
+                await asyncio.to_thread(prepare_namespace, api, servers.secrets)
                 objects = example_objects()
                 async with operator_running(cluster, namespaces=(NAMESPACE,)):
                     say(f"operator running; applying {len(objects)} examples to namespace {NAMESPACE}")
