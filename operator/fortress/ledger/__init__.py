@@ -1,0 +1,1 @@
+"""The event-sourced credit ledger (CQRS): domain, event store, projections, operator glue and HTTP API."""
