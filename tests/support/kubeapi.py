@@ -141,7 +141,7 @@ def custom_api(api: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api)
 
 
-async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:  # noqa: ASYNC109
+async def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.2) -> Any:
     """Poll a synchronous predicate (off the loop) until it returns a truthy value."""
     deadline = time.monotonic() + timeout
     last: Any = None
