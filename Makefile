@@ -8,13 +8,15 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: help demo test lint typecheck unit integration crds system-deps controlplane clean
+.PHONY: help demo test lint typecheck unit integration crds assets system-deps controlplane e2e-kind bench clean
 
 help:
 	@echo "make demo   - run the local demo (PostgreSQL, a Kubernetes API, the operator, the examples)"
 	@echo "make test   - install everything, then ruff, mypy and the whole pytest suite"
 	@echo "make crds   - regenerate crds/ and the chart's copy from the models"
 	@echo "make controlplane - build kube-apiserver and etcd from Go modules into bin/"
+	@echo "make e2e-kind - kind end to end (skips with the reason without docker, kind or a daemon)"
+	@echo "make bench  - the side-by-side benchmarks in benchmarks/"
 
 # --- installation -----------------------------------------------------------------------------
 $(STAMP): pyproject.toml
@@ -43,6 +45,7 @@ test: system-deps $(STAMP) controlplane
 	$(VENV)/bin/ruff format --check operator tests benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m fortress crds --check
+	$(PY) -m fortress.assets --check
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
 
 # --- pieces -----------------------------------------------------------------------------------
@@ -61,6 +64,16 @@ integration: system-deps $(STAMP)
 
 crds: $(STAMP)
 	$(PY) -m fortress crds
+
+assets: $(STAMP)
+	$(PY) -m fortress.assets
+
+e2e-kind: $(STAMP)
+	@PY=$(PY) bash scripts/e2e-kind.sh
+
+bench: system-deps $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	@for b in benchmarks/bench_*.py; do m=$${b%.py}; echo "== $$m"; $(PY) -m $${m//\//.} || exit 1; done
 
 clean:
 	rm -rf $(VENV) bin .mypy_cache .ruff_cache .pytest_cache

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from fortress import metrics
 from fortress.http.auth import TokenStore
 from fortress.http.server import OPENAPI_PATH, ApiConfig, build_app, openapi_text
 from fortress.settings import Settings
@@ -27,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--dsn", default=settings.database_dsn, help="ledger database (FORTRESS_DATABASE_DSN)"
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: off)"
     )
     parser.add_argument("--openapi", action="store_true", help="print the OpenAPI document and exit")
     parser.add_argument("--write-openapi", action="store_true", help=f"write {OPENAPI_PATH} and exit")
@@ -63,5 +67,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ApiConfig(database_dsn=args.dsn)
-    web.run_app(build_app(config, tokens), host=args.host, port=args.port, print=None)
+    server = metrics.serve(args.metrics_port) if args.metrics_port else None
+    try:
+        web.run_app(build_app(config, tokens), host=args.host, port=args.port, print=None)
+    finally:
+        if server is not None:
+            server.stop()
     return 0
