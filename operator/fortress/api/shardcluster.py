@@ -58,6 +58,14 @@ class Rebalance(Model):
     max_keys_per_second: int = Field(default=5000, ge=1, le=1_000_000, description="Rate limit of moves.")
     batch_size: int = Field(default=500, ge=1, le=50_000, description="Keys copied per batch.")
     paused: bool = Field(default=False, description="Hold the rebalance at its checkpoint.")
+    propagation_delay: Duration = Field(
+        default="5s",
+        description=(
+            "Wait between publishing a new ring (ConfigMap <name>-ring, holding both rings) and moving the "
+            "first key, so that every router has picked up the transition; at least the routers' refresh "
+            "interval."
+        ),
+    )
 
 
 class Transactions(Model):
@@ -98,6 +106,10 @@ class ShardClusterSpec(Model):
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker, description="Circuit breaker.")
     query_timeout: Duration = Field(default="5s", description="Timeout of a single query on a shard.")
     health_check_interval: Duration = Field(default="30s", description="How often shards are probed.")
+    migrate: bool = Field(
+        default=True,
+        description="Apply pending migrations (shard_data, distributed_tx_log) to every shard on reconcile.",
+    )
 
 
 class ShardStatus(Model):
@@ -132,12 +144,17 @@ class ShardClusterStatus(StatusBase):
     shards: list[ShardStatus] = Field(default_factory=list, description="Per-shard state.")
     shard_count: int | None = Field(default=None, ge=0, description="Shards in the active ring.")
     total_keys: int | None = Field(default=None, ge=0, description="Keys over all shards.")
-    imbalance: float | None = Field(default=None, ge=0, description="Max/mean keys per shard.")
+    imbalance: float | None = Field(
+        default=None, ge=0, description="Max/mean keys per shard, per unit of weight (1.0 is perfect)."
+    )
     ring_config_map: str | None = Field(default=None, description="ConfigMap holding the ring layout.")
     ring_fingerprint: str | None = Field(default=None, description="Hash of the active ring layout.")
     rebalance: RebalanceStatus | None = Field(default=None, description="Rebalance progress.")
     in_doubt_transactions: int | None = Field(
         default=None, ge=0, description="Prepared, undecided transactions."
+    )
+    coordinator: str | None = Field(
+        default=None, description="Shard whose distributed_tx_log records two-phase-commit decisions."
     )
 
 

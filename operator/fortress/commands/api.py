@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--dsn", default=settings.database_dsn, help="ledger database (FORTRESS_DATABASE_DSN)"
+    )
+    parser.add_argument(
+        "--shard-config",
+        type=Path,
+        default=os.environ.get("FORTRESS_SHARD_CONFIG") or None,
+        help="ShardCluster routing config (FORTRESS_SHARD_CONFIG; see fortress.sharding.api)",
     )
     parser.add_argument(
         "--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: off)"
@@ -66,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: cannot load tokens from {args.tokens}: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = ApiConfig(database_dsn=args.dsn)
+    config = ApiConfig(database_dsn=args.dsn, shard_config=args.shard_config)
     server = metrics.serve(args.metrics_port) if args.metrics_port else None
     try:
         web.run_app(build_app(config, tokens), host=args.host, port=args.port, print=None)
