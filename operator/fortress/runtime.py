@@ -131,8 +131,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         return len(KINDS)
 
     def shared() -> Services:
-        if "default" not in services:
-            raise RuntimeError("operator services are not started yet")
+        if "default" not in services:  # before start-up or after clean-up: retry, never crash
+            raise kopf.TemporaryError("operator services are not running", delay=1)
         return services["default"]
 
     reconcilers: dict[str, Reconciler] = {}

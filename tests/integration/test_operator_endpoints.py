@@ -56,7 +56,7 @@ async def test_liveness_and_metrics(kube_api: KubeTarget, k8s: client.ApiClient,
                 return await response.text()
 
         text = ""
-        for _ in range(150):
+        for _ in range(600):
             text = await scrape()
             if 'fortress_invalid_specs_total{kind="ComplianceScan"}' in text:
                 break

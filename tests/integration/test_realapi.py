@@ -138,28 +138,34 @@ async def test_rapid_spec_changes_are_not_lost(
     api = client.CustomObjectsApi(k8s)
     body: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "CreditLedger",
+        "kind": "SyntheticDataset",
         "metadata": {"name": "burst"},
-        "spec": {"database": {"secretKeyRef": {"name": "db", "key": "dsn"}}},
+        "spec": {"kind": "users", "count": 100},
     }
     async with running_operator(real_kube_api, namespaces=(namespace,)):
-        api.create_namespaced_custom_object(GROUP, VERSION, namespace, "creditledgers", body)
-        for interval in range(101, 111):
-            patch = {"spec": {"snapshotInterval": interval}}
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, "syntheticdatasets", body)
+        for count in range(101, 111):
+            patch = {"spec": {"count": count}}
             await asyncio.to_thread(
-                api.patch_namespaced_custom_object, GROUP, VERSION, namespace, "creditledgers", "burst", patch
+                api.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                "syntheticdatasets",
+                "burst",
+                patch,
             )
 
         def settled() -> dict[str, Any] | None:
             obj: dict[str, Any] = api.get_namespaced_custom_object(  # type: ignore[assignment]
-                GROUP, VERSION, namespace, "creditledgers", "burst"
+                GROUP, VERSION, namespace, "syntheticdatasets", "burst"
             )
             status = obj.get("status") or {}
             return obj if status.get("observedGeneration") == obj["metadata"]["generation"] else None
 
         obj = await wait_for(settled, timeout=60)
         assert obj["metadata"]["generation"] == 11
-        assert obj["spec"]["snapshotInterval"] == 110
+        assert obj["spec"]["count"] == 110
         ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "True" and ready["observedGeneration"] == 11
 

@@ -82,9 +82,9 @@ async def operator_running(cluster: Cluster, **overrides: Any) -> AsyncIterator[
         yield config
     finally:
         stop.set()
-        try:
-            await asyncio.wait_for(task, timeout=30)
-        except TimeoutError:
+        done, _ = await asyncio.wait({task}, timeout=60)
+        if not done:  # Kopf waits for handlers and daemons to finish; do not hang the caller forever
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=10)
+        elif not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
