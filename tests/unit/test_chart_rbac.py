@@ -177,12 +177,17 @@ def test_namespaced_mode_grants_namespaced_rules_per_watched_namespace() -> None
     roles = documents("namespaced", "Role")
     assert {doc["metadata"]["namespace"] for doc in roles} == {"team-a", "team-b"}
     for role in roles:
-        assert _granted(role["rules"]) == _declared("operator", False, True)
+        component = "api" if role["metadata"]["name"].endswith("-api") else "operator"
+        assert _granted(role["rules"]) == _declared(component, False, True), role["metadata"]["name"]
+    assert {r["metadata"]["name"] for r in roles if r["metadata"]["name"].endswith("-api")} == (
+        {"fortress-api"} if _declared("api", False, True) else set()
+    )
     (cluster_role,) = documents("namespaced", "ClusterRole")
     assert _granted(cluster_role["rules"]) == _declared("operator", True, True)
     for binding in documents("namespaced", "RoleBinding") + documents("namespaced", "ClusterRoleBinding"):
         (subject,) = binding["subjects"]
-        assert subject == {"kind": "ServiceAccount", "name": "fortress-operator", "namespace": NAMESPACE}
+        account = "fortress-api" if binding["metadata"]["name"].endswith("-api") else "fortress-operator"
+        assert subject == {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
 
 
 def test_bindings_point_at_rendered_roles_and_accounts() -> None:

@@ -91,6 +91,8 @@ class RegionSummary(Model):
     role: str = Field(description="Primary, Standby, Fenced or Unknown.")
     healthy: bool = Field(description="Whether its last check passed.")
     lag_bytes: int | None = Field(default=None, ge=0, description="Replication lag, bytes.")
+    lag_seconds: float | None = Field(default=None, ge=0, description="Replication lag, seconds.")
+    fenced: bool = Field(default=False, description="Whether the region is fenced.")
 
 
 class FailoverRecord(Model):
@@ -103,8 +105,27 @@ class FailoverRecord(Model):
     detected_at: str | None = Field(default=None, description="When the failure was detected.")
     promoted_at: str | None = Field(default=None, description="When the new primary accepted writes.")
     rto_seconds: float | None = Field(default=None, ge=0, description="Measured RTO.")
-    rpo_bytes: int | None = Field(default=None, ge=0, description="WAL bytes not replicated.")
+    rpo_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="WAL bytes the new primary lacked of the old primary's last seen position (lower bound).",
+    )
     rpo_seconds: float | None = Field(default=None, ge=0, description="Seconds of writes not replicated.")
+    request_id: str | None = Field(default=None, description="The manual request that asked for it, if any.")
+    event_id: int | None = Field(default=None, ge=0, description="Row id in failover_events (new primary).")
+
+
+class Operation(Model):
+    """A failover or switchover under way; kept in status so a restarted operator resumes it."""
+
+    type: str = Field(description="failover or switchover.")
+    from_region: str | None = Field(default=None, description="Primary being replaced.")
+    to_region: str = Field(description="Region being promoted.")
+    reason: str = Field(description="Why it was started.")
+    started_at: str = Field(description="When the operator started it.")
+    detected_at: str | None = Field(default=None, description="When the primary's failure was first seen.")
+    request_id: str | None = Field(default=None, description="The manual request behind it, if any.")
+    force: bool = Field(default=False, description="Whether the lag limit was overridden.")
 
 
 class DRPlanStatus(StatusBase):
@@ -117,6 +138,12 @@ class DRPlanStatus(StatusBase):
     history: list[FailoverRecord] = Field(default_factory=list, description="Recent failovers, newest first.")
     handled_request_id: str | None = Field(default=None, description="The last manual request acted on.")
     lease_holder: str | None = Field(default=None, description="Operator replica holding the failover lease.")
+    last_check_time: str | None = Field(default=None, description="RFC 3339 time of the latest check.")
+    service_endpoint: str | None = Field(
+        default=None, description="Where the plan's Service points (host:port)."
+    )
+    candidate: str | None = Field(default=None, description="The region a failover would promote now.")
+    in_progress: Operation | None = Field(default=None, description="A failover or switchover under way.")
 
 
 def check(spec: Model) -> list[SpecIssue]:
