@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,6 +42,9 @@ class DemoContext:
     pg_factory: Any  # fortress.devenv.postgres.PgFactory
     dsn: str  # the main, migrated database
     say: Printer
+    secrets: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # the examples' Secrets: name -> key -> DSN
 
 
 def example_objects() -> list[dict[str, Any]]:
@@ -195,7 +198,7 @@ async def run_demo(kubeconfig: str | None = None, wait_seconds: float = 90.0, sa
                     if not_ready:
                         say(f"{len(not_ready)} of {len(rows)} not Ready after {wait_seconds:.0f}s")
                         return 1
-                    context = DemoContext(NAMESPACE, api, cluster, factory, dsn, say)
+                    context = DemoContext(NAMESPACE, api, cluster, factory, dsn, say, servers.secrets)
                     # each subsystem's demo module (fortress.discovery): async demo(ctx), raises on failure
                     for module in discovery.modules("demo"):
                         await module.demo(context)
