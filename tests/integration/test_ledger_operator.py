@@ -80,6 +80,31 @@ async def test_ledger_reaches_ready_with_figures_and_missing_secret_is_named(
             )
             assert partitions >= 5  # default + this month + 3 ahead
 
+            # An event the projector cannot apply stops it at that event (a ledger never skips one),
+            # and the status and an Event say why.
+            await pool.execute(
+                "INSERT INTO event_store (aggregate_type, aggregate_id, version, event_type, data) "
+                "VALUES ('credit_account', 'tenant-0', 5, 'CreditsPurchased', '{\"amount\": \"lots\"}')"
+            )
+
+            def stuck() -> dict[str, Any] | None:
+                obj = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "creditledgers", "good")
+                projection = (obj.get("status") or {}).get("projection") or {}
+                return obj if projection.get("lastError") and projection.get("lagEvents") == 1 else None
+
+            projection = (await wait_for(stuck, timeout=40))["status"]["projection"]
+            assert "CorruptStream" in projection["lastError"] and "lots" in projection["lastError"]
+            assert projection["position"] == 12
+            events = await wait_for(
+                lambda: [
+                    e
+                    for e in core.list_namespaced_event(namespace).items
+                    if e.reason == "ProjectorError" and e.involved_object.name == "good"
+                ],
+                timeout=20,
+            )
+            assert events[0].type == "Warning" and "lots" in events[0].message
+
             orphan = (await wait_for(lambda: _ready(api, namespace, "orphan", "False"), timeout=30))["status"]
             ready = next(c for c in orphan["conditions"] if c["type"] == "Ready")
             assert ready["reason"] == "SecretNotFound"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from typing import Any
 
@@ -60,12 +59,23 @@ async def test_projector_never_skips_an_event_under_concurrent_writers(store: Ev
     async def writer(number: int) -> None:
         rng = random.Random(number)
         tenant = f"tenant-{number % 7}"
+        open_reservations: list[str] = []
         for step in range(25):
-            command: ev.Command = rng.choice(
-                [ev.Purchase(rng.randint(1, 50)), ev.Reserve(f"r{number}-{step}", rng.randint(1, 30))]
-            )
-            with contextlib.suppress(InsufficientCredits):
+            roll = rng.random()
+            command: ev.Command
+            if open_reservations and roll < 0.4:  # negative deltas of `reserved` (and `balance`)
+                rid = open_reservations.pop(0)
+                command = ev.Release(rid) if roll < 0.1 else ev.Consume(rid, 1)
+            elif roll < 0.75:
+                command = ev.Reserve(f"r{number}-{step}", rng.randint(1, 30))
+            else:
+                command = ev.Purchase(rng.randint(1, 50))
+            try:
                 await store.execute(tenant, command, policy=policy)
+            except InsufficientCredits:
+                continue
+            if isinstance(command, ev.Reserve):
+                open_reservations.append(command.reservation_id)
 
     async def project() -> None:
         while not stop.is_set():
@@ -83,6 +93,21 @@ async def test_projector_never_skips_an_event_under_concurrent_writers(store: Ev
     assert await read_model(pool) == expected
     lag = await projector.lag()
     assert lag.events == 0 and lag.seconds == 0 and lag.position == lag.head
+
+
+async def test_a_batch_that_lowers_reserved_applies(store: EventStore, pool: Any) -> None:
+    """A batch whose net reserved delta is negative (consumed, released) updates the row."""
+    projector = BalanceProjector(pool)
+    await store.execute("t1", ev.Purchase(1_000))
+    await store.execute("t1", ev.Reserve("job", 300))
+    assert await projector.catch_up() == 2
+    await store.execute("t1", ev.Consume("job", 120))
+    await store.execute("t1", ev.Release("job"))
+    await store.execute("t2", ev.Purchase(5))  # a new tenant in the same batch
+    assert await projector.catch_up() == 3
+    assert await read_model(pool) == {"t1": (880, 0, 4), "t2": (5, 0, 1)} == await replayed_model(pool)
+    available = await pool.fetchval("SELECT available FROM credit_balances_read_model WHERE tenant_id = 't1'")
+    assert available == 880
 
 
 async def test_rebuild_from_scratch_equals_incremental(store: EventStore, pool: Any) -> None:

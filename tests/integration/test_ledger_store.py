@@ -206,6 +206,60 @@ async def test_safe_position_waits_for_writers_in_flight(store: EventStore, pool
         assert await asyncio.wait_for(waiting, 5) == 3
 
 
+async def test_safe_position_names_a_stuck_writer(store: EventStore, pool: Any) -> None:
+    async with pool.acquire() as writer, pool.acquire() as reader:
+        tx = writer.transaction()
+        await tx.start()
+        await writer.execute(
+            "INSERT INTO event_store (aggregate_type, aggregate_id, version, event_type, data) "
+            "VALUES ('credit_account', 'stuck', 1, 'CreditsPurchased', '{\"amount\": 1}')"
+        )
+        pid = writer.get_server_pid()
+        with pytest.raises(TimeoutError) as raised:
+            await safe_position(reader, max_wait=0.3)
+        await tx.rollback()
+    assert f"pid {pid} (idle in transaction" in str(raised.value)
+    assert "cannot move past position 1" in str(raised.value)
+
+
+async def test_one_idempotency_key_twice_in_a_batch_writes_nothing(store: EventStore, pool: Any) -> None:
+    purchase = [Event(ev.CREDITS_PURCHASED, {"amount": 5})]
+    batch = [
+        AppendRequest("a", 0, purchase, idempotency_key="dup", request_hash="h1"),
+        AppendRequest("b", 0, purchase, idempotency_key="dup", request_hash="h1"),
+    ]
+    with pytest.raises(asyncpg.UniqueViolationError, match="more than one event of the same append"):
+        await pool.execute(
+            "INSERT INTO event_store (aggregate_type, aggregate_id, version, event_type, idempotency_key) "
+            "VALUES ('credit_account', 'a', 1, 'CreditsPurchased', 'dup'), "
+            "('credit_account', 'b', 1, 'CreditsPurchased', 'dup')"
+        )
+    with pytest.raises(Exception, match="dup"):
+        await store.append_batch(batch)
+    assert await pool.fetchval("SELECT count(*) FROM event_store") == 0
+    assert await pool.fetchval("SELECT count(*) FROM event_stream_versions") == 0
+
+
+async def test_a_batch_binding_many_keys_records_each_once(store: EventStore, pool: Any) -> None:
+    purchase = [Event(ev.CREDITS_PURCHASED, {"amount": 5})]
+    batch = [
+        AppendRequest(f"s{n}", 0, purchase, idempotency_key=f"key-{n}", request_hash="h") for n in range(50)
+    ]
+    stored = await store.append_batch(batch)
+    bound = await pool.fetch(
+        "SELECT key, first_position, aggregate_id FROM event_idempotency_keys ORDER BY key"
+    )
+    assert len(bound) == 50
+    positions = {f"key-{n}": events[0].global_position for n, events in enumerate(stored)}
+    assert {r["key"]: r["first_position"] for r in bound} == positions
+    assert all(r["aggregate_id"] == r["key"].replace("key-", "s") for r in bound)
+    with pytest.raises(Exception, match="key-7"):
+        await store.append_batch(
+            [AppendRequest("other", 0, purchase, idempotency_key="key-7", request_hash="h")]
+        )
+    assert await pool.fetchval("SELECT count(*) FROM event_store WHERE aggregate_id = 'other'") == 0
+
+
 async def test_partitions_are_created_ahead(store: EventStore) -> None:
     created = await store.ensure_partitions(5)
     assert all(name.startswith("event_store_20") for name in created)

@@ -20,7 +20,7 @@ from fortress.devenv.postgres import PgCluster
 pytestmark = pytest.mark.postgres
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
-ALL = [1, 2, 3, 4, 5, 6, 7]
+ALL = [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ async def test_up_down_up(pg: PgCluster) -> None:
     dsn = pg.dsn()
     assert await m.up(dsn, MIGRATIONS) == ALL
     state = await m.status(dsn, MIGRATIONS)
-    assert (state.version, state.dirty, state.latest, state.pending, state.known) == (7, False, 7, (), True)
+    assert (state.version, state.dirty, state.latest, state.pending, state.known) == (8, False, 8, (), True)
     assert state.up_to_date
     assert await m.up(dsn, MIGRATIONS) == []
 
@@ -90,13 +90,13 @@ async def test_up_down_up(pg: PgCluster) -> None:
     assert await pg.fetchval("SELECT count(*) FROM schema_migrations") == 0
 
     assert await m.up(dsn, MIGRATIONS) == ALL
-    assert (await m.status(dsn, MIGRATIONS)).version == 7
+    assert (await m.status(dsn, MIGRATIONS)).version == 8
 
 
 async def test_steps(pg: PgCluster) -> None:
     dsn = pg.dsn()
     assert await m.up(dsn, MIGRATIONS, 2) == [1, 2]
-    assert (await m.status(dsn, MIGRATIONS)).pending_versions == [3, 4, 5, 6, 7]
+    assert (await m.status(dsn, MIGRATIONS)).pending_versions == [3, 4, 5, 6, 7, 8]
     assert await m.up(dsn, MIGRATIONS, 3) == [3, 4, 5]
     assert await m.down(dsn, MIGRATIONS) == [5]
     assert await m.down(dsn, MIGRATIONS, 2) == [4, 3]
@@ -130,7 +130,7 @@ async def test_schema_migrations_has_golang_migrate_shape(db: Any) -> None:
     )
     assert pkey == "PRIMARY KEY (version)"
     assert [tuple(row) for row in await db.fetch("SELECT version, dirty FROM schema_migrations")] == [
-        (7, False)
+        (8, False)
     ]
 
 
@@ -263,7 +263,7 @@ async def test_month_already_in_default_partition_is_skipped(db: Any) -> None:
 async def test_concurrent_runners_apply_once(pg: PgCluster) -> None:
     first, second = await asyncio.gather(m.up(pg.dsn(), MIGRATIONS), m.up(pg.dsn(), MIGRATIONS))
     assert sorted([first, second]) == [[], ALL]
-    assert (await m.status(pg.dsn(), MIGRATIONS)).version == 7
+    assert (await m.status(pg.dsn(), MIGRATIONS)).version == 8
 
 
 async def test_runner_waits_for_the_advisory_lock(pg: PgCluster) -> None:
@@ -296,7 +296,7 @@ async def test_dirty_database_is_refused(pg: PgCluster) -> None:
     with pytest.raises(m.UnknownVersionError):
         await m.force(dsn, 9, MIGRATIONS)
     await m.force(dsn, 2, MIGRATIONS)
-    assert await m.up(dsn, MIGRATIONS) == [3, 4, 5, 6, 7]
+    assert await m.up(dsn, MIGRATIONS) == [3, 4, 5, 6, 7, 8]
 
 
 async def test_failed_migration_leaves_dirty_and_rolls_back(pg: PgCluster, tmp_path: Path) -> None:
@@ -334,7 +334,7 @@ async def test_unknown_database_version_is_refused(pg: PgCluster) -> None:
 
 async def test_status_accepts_a_connection(db: Any) -> None:
     state = await m.status(db, MIGRATIONS)
-    assert state.version == 7
+    assert state.version == 8
     assert not db.is_closed()
 
 
@@ -361,7 +361,8 @@ def test_cli(pg: PgCluster, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     monkeypatch.delenv(cli.DSN_ENV, raising=False)
     assert cli_main(["migrate", "status", "--dsn", dsn, "--dir", str(MIGRATIONS)]) == 0
     out = capsys.readouterr().out
-    assert "version:   none, clean" in out and "pending:   7" in out and "000007_audit" in out
+    assert "version:   none, clean" in out and "pending:   8" in out
+    assert "000008_event_store_statement_trigger" in out
 
     assert cli_main(["migrate", "--dsn", dsn, "--dir", str(MIGRATIONS), "up", "2"]) == 0
     out = capsys.readouterr().out
@@ -371,15 +372,18 @@ def test_cli(pg: PgCluster, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     monkeypatch.setenv(cli.DSN_ENV, dsn)
     monkeypatch.setenv(m.MIGRATIONS_DIR_ENV, str(MIGRATIONS))
     assert cli_main(["migrate", "up"]) == 0
-    assert "database is at version 7" in capsys.readouterr().out
+    assert "database is at version 8" in capsys.readouterr().out
     assert cli_main(["migrate", "status"]) == 0
     out = capsys.readouterr().out
-    assert "version:   7 (000007_audit), clean" in out and "pending:   none" in out
+    assert "version:   8 (000008_event_store_statement_trigger), clean" in out and "pending:   none" in out
     assert cli_main(["migrate", "up"]) == 0
     assert "no change" in capsys.readouterr().out
 
-    assert cli_main(["migrate", "down", "2"]) == 0
-    assert "reverted 000007_audit\nreverted 000006_compliance" in capsys.readouterr().out
+    assert cli_main(["migrate", "down", "3"]) == 0
+    assert (
+        "reverted 000008_event_store_statement_trigger\nreverted 000007_audit\nreverted 000006_compliance"
+        in capsys.readouterr().out
+    )
 
     asyncio.run(pg.execute("UPDATE schema_migrations SET dirty = true"))
     assert cli_main(["migrate", "up"]) == 1

@@ -58,6 +58,9 @@ class ProjectionStatus(Model):
     position: int = Field(default=0, ge=0, description="Global position applied to the read model.")
     lag_events: int = Field(default=0, ge=0, description="Events not yet applied.")
     lag_seconds: float = Field(default=0, ge=0, description="Age of the oldest unapplied event.")
+    last_error: str | None = Field(
+        default=None, description="The projector's last error; empty once it projects again."
+    )
 
 
 class CreditLedgerStatus(StatusBase):

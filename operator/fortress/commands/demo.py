@@ -11,6 +11,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser("demo", help="run the local demo end to end and stop everything")
     parser.add_argument("--kubeconfig", default=None, help="use this cluster instead of a local API")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for Ready")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="SUBSYSTEM",
+        help="run only this capability's demo step after the examples are Ready (repeatable), "
+        "e.g. ledger, sharding, disaster, rollouts",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -19,4 +27,4 @@ def _run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(logging.ERROR)
-    return asyncio.run(run_demo(kubeconfig=args.kubeconfig, wait_seconds=args.timeout))
+    return asyncio.run(run_demo(kubeconfig=args.kubeconfig, wait_seconds=args.timeout, only=args.only))

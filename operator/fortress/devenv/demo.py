@@ -11,7 +11,7 @@ import copy
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -45,6 +45,9 @@ class DemoContext:
     secrets: dict[str, dict[str, str]] = field(
         default_factory=dict
     )  # the examples' Secrets: name -> key -> DSN
+    # False for the local APIs (the emulator, a bare kube-apiserver): no controllers run there, so a
+    # Deployment never gets pods unless a subsystem's ``environment(ctx)`` stands in (and says so).
+    controllers: bool = False
 
 
 def example_objects() -> list[dict[str, Any]]:
@@ -159,8 +162,18 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-async def run_demo(kubeconfig: str | None = None, wait_seconds: float = 90.0, say: Printer = print) -> int:
-    """Run the whole demo; 0 when every example reached Ready=True."""
+def subsystem_of(module: Any) -> str:
+    """``fortress.ledger.demo`` -> ``ledger``."""
+    return str(module.__name__).split(".")[1]
+
+
+async def run_demo(
+    kubeconfig: str | None = None,
+    wait_seconds: float = 90.0,
+    say: Printer = print,
+    only: Sequence[str] = (),
+) -> int:
+    """Run the whole demo (the capability steps named in ``only``, when given); 0 on success."""
     from fortress.devenv.postgres import PgFactory, find_bindir
 
     bindir = find_bindir()
@@ -187,7 +200,18 @@ async def run_demo(kubeconfig: str | None = None, wait_seconds: float = 90.0, sa
             try:
                 await asyncio.to_thread(prepare_namespace, api, servers.secrets)
                 objects = example_objects()
-                async with operator_running(cluster, namespaces=(NAMESPACE,)):
+                context = DemoContext(
+                    NAMESPACE, api, cluster, factory, dsn, say, servers.secrets, controllers=bool(kubeconfig)
+                )
+                async with (
+                    operator_running(cluster, namespaces=(NAMESPACE,)),
+                    contextlib.AsyncExitStack() as environments,
+                ):
+                    # what a subsystem runs for the whole demo: ``environment(ctx)``, an async context
+                    # manager (e.g. Deployment status where no controller writes it)
+                    for module in discovery.modules("demo"):
+                        if hasattr(module, "environment"):
+                            await environments.enter_async_context(module.environment(context))
                     say(f"operator running; applying {len(objects)} examples to namespace {NAMESPACE}")
                     await asyncio.to_thread(apply_examples, api, objects)
                     rows = await _converge(api, objects, wait_seconds)
@@ -198,10 +222,10 @@ async def run_demo(kubeconfig: str | None = None, wait_seconds: float = 90.0, sa
                     if not_ready:
                         say(f"{len(not_ready)} of {len(rows)} not Ready after {wait_seconds:.0f}s")
                         return 1
-                    context = DemoContext(NAMESPACE, api, cluster, factory, dsn, say, servers.secrets)
                     # each subsystem's demo module (fortress.discovery): async demo(ctx), raises on failure
                     for module in discovery.modules("demo"):
-                        await module.demo(context)
+                        if not only or subsystem_of(module) in only:
+                            await module.demo(context)
                 say(f"all {len(rows)} resources Ready after {time.monotonic() - started:.1f}s; stopping all")
                 return 0
             finally:

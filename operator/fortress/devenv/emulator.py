@@ -2,7 +2,8 @@
 
 It is the last-resort Kubernetes API for the tests. The subclass adds the metadata a real API
 server maintains and Kopf relies on: uid, creationTimestamp, resourceVersion and a generation that
-moves only when the spec changes (never on the status subresource).
+moves only when the spec changes (never on the status subresource). A JSON patch whose ``test``
+operation fails is answered 422, as a real API server does (kmock answers 500).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import kmock
 import yaml
+from aiohttp import web
 from kmock._internal import parsing
 
 from fortress.api import KINDS
@@ -89,10 +92,28 @@ class FortressEmulator(kmock.KubernetesEmulator):
                         new_spec = _merged(old.get("spec"), data["spec"])
                         if new_spec != old.get("spec"):
                             meta["generation"] = int(old.get("metadata", {}).get("generation", 1)) + 1
-        response = await super()._handle(request)
+        try:
+            response = await super()._handle(request)
+        except (jsonpatch.JsonPatchTestFailed, jsonpatch.JsonPatchConflict) as error:
+            return _unprocessable(request, error)
         if request.action == kmock.action.CREATE and response.status == 200 and not response.prepared:
             response.set_status(201)  # as a real API server answers a create
         return response
+
+
+def _unprocessable(request: kmock.Request, error: Exception) -> web.Response:
+    """A JSON patch whose ``test`` fails is 422 Invalid on a real API server (Kopf retries on 422)."""
+    status = {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"the server rejected our request due to an error in our request: {error}",
+        "reason": "Invalid",
+        "details": {"name": request.name or ""},
+        "code": 422,
+    }
+    return web.json_response(status, status=422)
 
 
 def _merged(base: Any, patch: Any) -> Any:

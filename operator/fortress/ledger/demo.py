@@ -181,7 +181,11 @@ async def _story(ctx: Any, http: aiohttp.ClientSession, pool: Any, port: int) ->
         if all(row.get("version") == versions[row["tenantId"]] for row in rows):
             break
         if time.monotonic() > deadline:
-            raise RuntimeError(f"read model did not converge in 60s: {rows}")
+            seen = await asyncio.to_thread(_ledger_status, ctx.api, ctx.namespace)
+            raise RuntimeError(
+                f"read model did not converge in 60s: {rows}; CreditLedger projection status: "
+                f"{seen.get('projection')}"
+            )
         await asyncio.sleep(0.1)
     lag = await BalanceProjector(pool).lag()
     say(
@@ -194,6 +198,14 @@ async def _story(ctx: Any, http: aiohttp.ClientSession, pool: Any, port: int) ->
             f"  {row['tenantId']:<18}{row['balance']:>9}{row['reserved']:>10}{row['available']:>11}"
             f"{row['version']:>9}"
         )
+    # The read model is a cache of the events: each balance equals the account replayed from its events.
+    for row in rows:
+        body = {"aggregateId": row["tenantId"], "useSnapshots": False}
+        async with http.post("/api/v1/events/replay", json=body, headers=admin) as response:
+            replayed = (await response.json())["state"]
+        if (replayed["balance"], replayed["reserved"]) != (row["balance"], row["reserved"]):
+            raise RuntimeError(f"read model {row} differs from the replayed account {replayed}")
+    say(f"every balance above equals its account replayed from the event store ({len(rows)} tenants)")
     replay_body = {"aggregateId": acme, "version": 1}
     async with http.post("/api/v1/events/replay", json=replay_body, headers=admin) as response:
         past = await response.json()

@@ -4,12 +4,15 @@ Reconcile: resolve the DSN from the Secret, migrate (``spec.migrate``), create m
 ahead, purge expired idempotency keys, prune old snapshots, then report eventsTotal,
 lastGlobalPosition, projection {position, lagEvents, lagSeconds}, snapshots and schemaVersion. A
 missing Secret or an unreachable database gives Ready=False with the reason and a retry.
-A daemon per CreditLedger runs the projector; a timer refreshes the status figures every few seconds.
+A daemon per CreditLedger runs the projector (any failure is retried within seconds and shown as
+``status.projection.lastError`` and a Warning Event); a timer refreshes the status figures every few
+seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -33,6 +36,7 @@ KIND: Final = "CreditLedger"
 STATUS_REFRESH_SECONDS: Final = 5.0
 RETRY_SECONDS: Final = 10.0
 CONNECT_TIMEOUT: Final = 10.0
+PROJECTOR_MAX_BACKOFF: Final = 10.0
 PHASE_READY: Final = "Active"
 PHASE_PENDING: Final = "Pending"
 
@@ -207,22 +211,56 @@ def register(registry: kopf.OperatorRegistry, services: Callable[[], Any]) -> No
         stopped: kopf.DaemonStopped,
         body: kopf.Body,
         namespace: str | None,
+        memo: kopf.Memo,
         logger: logging.Logger | logging.LoggerAdapter[Any],
         **_: Any,
     ) -> None:
-        await run_projector(stopped, body, namespace or "", services, logger)
+        await run_projector(stopped, body, namespace or "", services, logger, health_of(memo))
 
     @kopf.timer(plural=INFO.plural, id="ledger-status", interval=STATUS_REFRESH_SECONDS, **kinds)
     async def status(
-        body: kopf.Body, patch: kopf.Patch, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+        body: kopf.Body,
+        patch: kopf.Patch,
+        memo: kopf.Memo,
+        logger: logging.Logger | logging.LoggerAdapter[Any],
+        **_: Any,
     ) -> None:
         from fortress.runtime import reconcile_once
 
         if _spec(body) is None:
             return  # the reconcile reports the invalid spec; nothing to refresh
         _outcome, fields = await reconcile_once(INFO, refresh, body, services(), logger)
+        error = health_of(memo).last_error
+        shown = ((body.get("status") or {}).get("projection") or {}).get("lastError")
+        if error != shown:  # a merge patch: None removes the field
+            fields["projection"] = {**(fields.get("projection") or {}), "lastError": error}
         for key, value in fields.items():
             patch.status[key] = value
+
+
+@dataclass
+class ProjectorHealth:
+    """What the projector daemon last met, shared with the status timer through Kopf's per-object memo."""
+
+    last_error: str | None = None
+    failures: int = 0
+
+    def failed(self, error: str) -> bool:
+        """Record a failure; True when it differs from the previous one (worth an Event)."""
+        new = error != self.last_error
+        self.last_error, self.failures = error, self.failures + 1
+        return new
+
+    def recovered(self) -> None:
+        self.last_error, self.failures = None, 0
+
+
+def health_of(memo: Any) -> ProjectorHealth:
+    """The object's ProjectorHealth, created on first use."""
+    health = memo.get("ledger_projector")
+    if not isinstance(health, ProjectorHealth):
+        health = memo["ledger_projector"] = ProjectorHealth()
+    return health
 
 
 async def run_projector(
@@ -231,8 +269,16 @@ async def run_projector(
     namespace: str,
     services: Callable[[], Any],
     logger: logging.Logger | logging.LoggerAdapter[Any],
+    health: ProjectorHealth | None = None,
 ) -> None:
-    """Project events into the read model until ``stopped``; database trouble is retried with backoff."""
+    """Project events into the read model until ``stopped``.
+
+    Every failure is retried with a backoff capped at ``PROJECTOR_MAX_BACKOFF`` (the projector must
+    not fall silent): expected database trouble as a warning, anything else with its traceback. The
+    last error is kept in ``health`` (shown as ``status.projection.lastError``) and each new one is a
+    Warning Event.
+    """
+    health = health if health is not None else ProjectorHealth()
     backoff = 1.0
     while not stopped:
         spec = _spec(body)
@@ -247,12 +293,20 @@ async def run_projector(
             started = dt.datetime.now(dt.UTC)
             applied = await projector.catch_up()
             backoff = 1.0
+            health.recovered()
             if applied:
                 elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
                 logger.debug("projected %d events in %.3fs", applied, elapsed)
             else:
                 await stopped.wait(poll)
-        except (LookupError, *DB_ERRORS) as error:
-            logger.warning("projector: %s; retrying in %.0fs", _describe(error), backoff)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a projector that dies silently is worse than one that retries
+            expected = isinstance(error, (LookupError, *DB_ERRORS))
+            text = _describe(error)
+            logger.warning("projector: %s; retrying in %.0fs", text, backoff, exc_info=not expected)
+            if health.failed(text):
+                with contextlib.suppress(Exception):
+                    kopf.warn(body, reason="ProjectorError", message=text[:1000])
             await stopped.wait(backoff)
-            backoff = min(backoff * 2, 30.0)
+            backoff = min(backoff * 2, PROJECTOR_MAX_BACKOFF)

@@ -2,7 +2,7 @@
 
 Each batch runs in one transaction that locks the projection's checkpoint row (``FOR UPDATE``),
 reads the events after it up to the store's safe horizon (``store.safe_position``: no event can
-still appear below it), folds them into per-tenant deltas, upserts the read model in one statement
+still appear below it), folds them into per-tenant deltas, applies them to the read model in one statement
 and moves the checkpoint, then commits. Updates and checkpoint commit together, so a crash anywhere
 replays nothing twice and loses nothing: the next run starts from the committed checkpoint. Two
 projectors of the same name (two operator replicas, ``fortress ledger rebuild``) serialize on the
@@ -34,18 +34,29 @@ SELECT global_position, aggregate_id, version, event_type, data FROM event_store
  ORDER BY global_position LIMIT $4
 """
 
-_UPSERT_SQL: Final = """
-INSERT INTO credit_balances_read_model AS r (tenant_id, balance, reserved, version, last_position, updated_at)
-SELECT u.tenant, u.balance, u.reserved, u.version, u.position, now()
-  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
-       AS u(tenant, balance, reserved, version, position)
-ON CONFLICT (tenant_id) DO UPDATE
-   SET balance = r.balance + EXCLUDED.balance,
-       reserved = r.reserved + EXCLUDED.reserved,
-       version = EXCLUDED.version,
-       last_position = EXCLUDED.last_position,
-       updated_at = now()
- WHERE r.last_position < EXCLUDED.last_position
+# Deltas are added to existing rows by an UPDATE; tenants seen for the first time are INSERTed with
+# their deltas as the values (from zero). Not one INSERT ... ON CONFLICT DO UPDATE: PostgreSQL checks
+# the proposed row's CHECK constraints before it finds the conflict, so a batch whose net `reserved`
+# delta is negative (more consumed than reserved) would fail `reserved >= 0` although the updated
+# row is valid. Concurrent projectors serialize on the checkpoint row, so no insert races.
+_APPLY_SQL: Final = """
+WITH d AS (
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
+             AS d(tenant, balance, reserved, version, position)
+), updated AS (
+    UPDATE credit_balances_read_model r
+       SET balance = r.balance + d.balance,
+           reserved = r.reserved + d.reserved,
+           version = d.version,
+           last_position = d.position,
+           updated_at = now()
+      FROM d
+     WHERE r.tenant_id = d.tenant AND r.last_position < d.position
+)
+INSERT INTO credit_balances_read_model (tenant_id, balance, reserved, version, last_position, updated_at)
+SELECT d.tenant, d.balance, d.reserved, d.version, d.position, now()
+  FROM d
+ WHERE NOT EXISTS (SELECT 1 FROM credit_balances_read_model r WHERE r.tenant_id = d.tenant)
 """
 
 _LAG_SQL: Final = """
@@ -134,7 +145,7 @@ class BalanceProjector:
         if folded:
             tenants = list(folded)
             await conn.execute(
-                _UPSERT_SQL,
+                _APPLY_SQL,
                 tenants,
                 [folded[t].balance for t in tenants],
                 [folded[t].reserved for t in tenants],

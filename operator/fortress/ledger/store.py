@@ -258,6 +258,15 @@ SELECT count(*) FROM pg_locks
  WHERE locktype = 'relation' AND relation = 'event_store'::regclass AND virtualtransaction = ANY($1::text[])
 """
 
+_WRITERS_DETAIL_SQL: Final = """
+SELECT a.pid, coalesce(a.state, '?') AS state,
+       coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8 AS open_seconds,
+       left(coalesce(a.query, ''), 120) AS query
+  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'relation' AND l.relation = 'event_store'::regclass
+   AND l.virtualtransaction = ANY($1::text[])
+"""
+
 
 async def safe_position(conn: Any, poll: float = 0.001, max_wait: float = 30.0) -> int:
     """The highest global position below which no event can still appear (see the module docstring).
@@ -274,10 +283,21 @@ async def safe_position(conn: Any, poll: float = 0.001, max_wait: float = 30.0) 
         if not left:
             break
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{left} event-store writers still in flight after {max_wait}s")
+            holders = await conn.fetch(_WRITERS_DETAIL_SQL, writers)
+            described = "; ".join(
+                f"pid {r['pid']} ({r['state']}, transaction open {r['open_seconds']:.0f}s: {r['query']})"
+                for r in holders
+            )
+            raise TimeoutError(
+                f"{left} event-store writers still in flight after {max_wait}s, so the projection "
+                f"cannot move past position {last}: {described or 'ended meanwhile'}"
+            )
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
     return last
+
+
+_EMPTY_JSON: Final = "{}"
 
 
 def _json(value: Any) -> str:
@@ -369,12 +389,13 @@ class EventStore:
                 datas.append(_json(event.data))
                 first = index == 0
                 firsts.append(first)
-                meta: dict[str, Any] = {}
                 if first:
-                    meta["command_events"] = len(request.events)
+                    meta: dict[str, Any] = {"command_events": len(request.events)}
                     if request.request_hash:
                         meta["request_hash"] = request.request_hash
-                metas.append(_json(meta))
+                    metas.append(_json(meta))
+                else:
+                    metas.append(_EMPTY_JSON)
                 keys.append(request.idempotency_key if first else None)
                 hashes.append(request.request_hash if first else None)
             if request.snapshot is not None:

@@ -1,0 +1,9 @@
+-- Back to migration 000001's per-row trigger (same guarantees, slower batched appends).
+
+DROP TRIGGER event_store_record_keys ON event_store;
+
+CREATE TRIGGER event_store_record_keys
+    AFTER INSERT ON event_store
+    FOR EACH ROW EXECUTE FUNCTION event_store_record_keys();
+
+DROP FUNCTION event_store_record_keys_statement();
