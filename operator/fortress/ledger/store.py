@@ -52,6 +52,7 @@ import datetime as dt
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -300,8 +301,11 @@ async def safe_position(conn: Any, poll: float = 0.001, max_wait: float = 30.0) 
 _EMPTY_JSON: Final = "{}"
 
 
+_ENCODE: Final = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode  # built once, not per call
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return _ENCODE(value)
 
 
 def json_value(value: Any) -> Any:
@@ -445,8 +449,9 @@ class EventStore:
                 ) from None
             raise
         metrics.APPEND_SECONDS.labels(kind).observe(time.perf_counter() - started)
-        by_key = {(str(r["aggregate_id"]), int(r["version"])): r for r in rows}
+        by_key = {(r["aggregate_id"], r["version"]): r for r in rows}
         results: list[list[StoredEvent]] = []
+        written: Counter[str] = Counter()
         for request in requests:
             stored = []
             for index, event in enumerate(request.events):
@@ -454,7 +459,7 @@ class EventStore:
                 row = by_key[(request.aggregate_id, version)]
                 stored.append(
                     StoredEvent(
-                        int(row["global_position"]),
+                        row["global_position"],
                         request.aggregate_id,
                         version,
                         event.type,
@@ -462,8 +467,10 @@ class EventStore:
                         row["recorded_at"],
                     )
                 )
-                metrics.EVENTS_WRITTEN.labels(event.type).inc()
+                written[event.type] += 1
             results.append(stored)
+        for event_type, count in written.items():
+            metrics.EVENTS_WRITTEN.labels(event_type).inc(count)
         if snap_aggs:
             metrics.SNAPSHOTS_WRITTEN.inc(len(snap_aggs))
         return results
