@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 
 from fortress.adapters import migrations
+from fortress.adapters.postgres import open_pool
 from fortress.devenv.postgres import PgFactory, find_bindir
 from fortress.ledger import account
 from fortress.ledger import events as ev
@@ -48,7 +49,7 @@ def pct(samples: list[float], q: float) -> float:
 
 async def ours(dsn: str, args: argparse.Namespace) -> dict[str, float]:
     await migrations.up(dsn, migrations.default_migrations_dir())
-    pool = await asyncpg.create_pool(dsn, min_size=9, max_size=9)
+    pool = await open_pool(dsn, min_size=9, max_size=9)  # the pool the operator and the API use
     store = EventStore(pool, snapshot_interval=100)
     out: dict[str, float] = {}
     # warm up (plans, relcache, partitions)

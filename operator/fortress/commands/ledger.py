@@ -9,7 +9,7 @@ import sys
 
 import asyncpg
 
-from fortress.adapters.postgres import redact
+from fortress.adapters.postgres import open_pool, redact
 from fortress.ledger.projections import BalanceProjector
 from fortress.ledger.store import EventStore
 from fortress.settings import Settings
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 async def _main(args: argparse.Namespace) -> dict[str, object]:
-    pool = await asyncpg.create_pool(args.dsn, min_size=1, max_size=2)
+    pool = await open_pool(args.dsn, min_size=1, max_size=2)
     try:
         projector = BalanceProjector(pool, batch_size=getattr(args, "batch_size", 500))
         result: dict[str, object] = {}

@@ -21,6 +21,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 from pydantic.alias_generators import to_camel
 
+from fortress.adapters.postgres import open_pool
 from fortress.api.common import parse_duration
 from fortress.http.app import validation_details
 from fortress.http.auth import Scope
@@ -219,7 +220,7 @@ class LedgerService:
         async with self._lock:
             if self._store is None:
                 try:
-                    pool = await asyncio.wait_for(asyncpg.create_pool(self.dsn, min_size=1, max_size=10), 10)
+                    pool = await asyncio.wait_for(open_pool(self.dsn, min_size=1, max_size=10), 10)
                 except (*DB_ERRORS, ValueError) as error:
                     raise unavailable(
                         "database_unavailable", f"ledger database unreachable: {error}"

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 from kubernetes import client
 
+from fortress.adapters.postgres import open_pool
 from fortress.api import GROUP, VERSION
 from fortress.http.app import create_app
 from fortress.http.auth import TokenStore
@@ -71,7 +71,7 @@ async def demo(ctx: Any) -> None:
         await runner.setup()
         port = _free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        pool = await open_pool(dsn, min_size=1, max_size=2)
         try:
             async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
                 await _story(ctx, http, pool, port)
