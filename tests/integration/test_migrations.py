@@ -362,7 +362,7 @@ def test_cli(pg: PgCluster, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     assert cli_main(["migrate", "status", "--dsn", dsn, "--dir", str(MIGRATIONS)]) == 0
     out = capsys.readouterr().out
     assert "version:   none, clean" in out and "pending:   8" in out
-    assert "000008_event_store_statement_trigger" in out
+    assert "000008_event_store_append_cost" in out
 
     assert cli_main(["migrate", "--dsn", dsn, "--dir", str(MIGRATIONS), "up", "2"]) == 0
     out = capsys.readouterr().out
@@ -375,13 +375,13 @@ def test_cli(pg: PgCluster, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     assert "database is at version 8" in capsys.readouterr().out
     assert cli_main(["migrate", "status"]) == 0
     out = capsys.readouterr().out
-    assert "version:   8 (000008_event_store_statement_trigger), clean" in out and "pending:   none" in out
+    assert "version:   8 (000008_event_store_append_cost), clean" in out and "pending:   none" in out
     assert cli_main(["migrate", "up"]) == 0
     assert "no change" in capsys.readouterr().out
 
     assert cli_main(["migrate", "down", "3"]) == 0
     assert (
-        "reverted 000008_event_store_statement_trigger\nreverted 000007_audit\nreverted 000006_compliance"
+        "reverted 000008_event_store_append_cost\nreverted 000007_audit\nreverted 000006_compliance"
         in capsys.readouterr().out
     )
 

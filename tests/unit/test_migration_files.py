@@ -17,7 +17,7 @@ EXPECTED = [
     "000005_deployments",
     "000006_compliance",
     "000007_audit",
-    "000008_event_store_statement_trigger",
+    "000008_event_store_append_cost",
 ]
 
 
