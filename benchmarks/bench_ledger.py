@@ -4,7 +4,9 @@ Both run on ONE local PostgreSQL cluster started with durable settings (fsync, s
 full_page_writes on), each in its own database. Measured: single-event append throughput (one event
 per transaction; one writer, and 8 concurrent writers on distinct streams), batched append throughput
 (2,000 events per call), read latency p50/p99, and replay of a 1,000-event stream with and without a
-snapshot (both fold the same events with the same ``evolve``; only the storage differs).
+snapshot (both fold the same events with the same ``evolve``; only the storage differs). Each of
+``--rounds`` rounds runs both sides on fresh databases, alternating which goes first; the table shows
+the median and the range, and the ratios are of the medians.
 
 Run: ``.venv/bin/python -m benchmarks.bench_ledger`` (needs ``pip install eventsourcing psycopg``).
 """
@@ -220,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=2000, help="events per batched call (default 2000)")
     parser.add_argument("--reads", type=int, default=3000, help="read queries (default 3000)")
     parser.add_argument("--replays", type=int, default=30, help="replays per variant (default 30)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each on fresh databases (default 3)")
     args = parser.parse_args(argv)
     try:
         import eventsourcing  # noqa: F401
@@ -238,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         async def prepare() -> dict[str, str]:
             conn = await asyncpg.connect(pg.dsn())
             try:
-                await conn.execute("CREATE DATABASE ledger")
-                await conn.execute("CREATE DATABASE eventsourcing")
+                for round_no in range(args.rounds):
+                    await conn.execute(f"CREATE DATABASE ledger_{round_no}")
+                    await conn.execute(f"CREATE DATABASE eventsourcing_{round_no}")
                 names = (
                     "fsync",
                     "synchronous_commit",
@@ -262,19 +266,38 @@ def main(argv: list[str] | None = None) -> int:
         peer = f"eventsourcing {version('eventsourcing')} PostgresApplicationRecorder"
         print(f"peer: {peer}, psycopg {version('psycopg')}")
         started = time.perf_counter()
-        mine = asyncio.run(ours(pg.dsn("ledger"), args))
-        result: dict[str, dict[str, float]] = {"ours": mine}
-        holder: dict[str, dict[str, float]] = {}
-        thread = threading.Thread(target=lambda: holder.update(theirs=theirs(pg.port, "eventsourcing", args)))
-        thread.start()
-        thread.join()
-        result.update(holder)
-        print(f"measured in {time.perf_counter() - started:.1f}s\n")
-        print(f"{'metric':<36}{'unit':>9}{'fortress':>12}{'eventsourcing':>15}{'ratio':>8}")
+        rounds: dict[str, list[dict[str, float]]] = {"ours": [], "theirs": []}
+
+        def run_theirs(round_no: int) -> None:
+            holder: dict[str, dict[str, float]] = {}
+            thread = threading.Thread(
+                target=lambda: holder.update(theirs=theirs(pg.port, f"eventsourcing_{round_no}", args))
+            )
+            thread.start()
+            thread.join()
+            rounds["theirs"].append(holder["theirs"])
+
+        for round_no in range(args.rounds):  # alternate who goes first, fresh databases each round
+            if round_no % 2:
+                run_theirs(round_no)
+            rounds["ours"].append(asyncio.run(ours(pg.dsn(f"ledger_{round_no}"), args)))
+            if not round_no % 2:
+                run_theirs(round_no)
+        result = {
+            side: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+            for side, runs in rounds.items()
+        }
+        print(f"measured in {time.perf_counter() - started:.1f}s; median of {args.rounds} rounds (min-max)\n")
+        print(f"{'metric':<36}{'unit':>9}{'fortress':>24}{'eventsourcing':>24}{'ratio':>8}")
         for key, label, unit, fmt in ROWS:
             a, b = result["ours"][key], result["theirs"][key]
             ratio = a / b if key in HIGHER_IS_BETTER else b / a
-            print(f"{label:<36}{unit:>9}{fmt(a):>12}{fmt(b):>15}{ratio:>7.2f}x")
+
+            def cell(side: str, mid: float, fmt: Callable[[float], str] = fmt, key: str = key) -> str:
+                values = [r[key] for r in rounds[side]]
+                return f"{fmt(mid)} ({fmt(min(values))}-{fmt(max(values))})"
+
+            print(f"{label:<36}{unit:>9}{cell('ours', a):>24}{cell('theirs', b):>24}{ratio:>7.2f}x")
         print("\nratio > 1: fortress is better (throughput ours/theirs; latency theirs/ours).")
         print("eventsourcing has no read model: its read row is its latest-event query (reference only).")
         targets = [

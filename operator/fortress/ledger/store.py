@@ -55,7 +55,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import asyncpg
 
@@ -97,9 +97,8 @@ class _KeyAlreadyBound(Exception):
     """The statement failed because its idempotency key is bound to an earlier event."""
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as recorded."""
+class StoredEvent(NamedTuple):
+    """An event as recorded (a named tuple: a batch creates thousands)."""
 
     global_position: int
     aggregate_id: str
@@ -381,27 +380,28 @@ class EventStore:
         snap_states: list[str] = []
         seen: set[str] = set()
         for request in requests:
-            if not request.events:
+            count = len(request.events)
+            if not count:
                 continue
             if request.aggregate_id in seen:
                 raise ValueError(f"stream {request.aggregate_id!r} appears twice in one batch")
             seen.add(request.aggregate_id)
-            for index, event in enumerate(request.events):
-                aggs.append(request.aggregate_id)
-                versions.append(request.expected_version + index + 1)
-                types.append(event.type)
-                datas.append(_json(event.data))
-                first = index == 0
-                firsts.append(first)
-                if first:
-                    meta: dict[str, Any] = {"command_events": len(request.events)}
-                    if request.request_hash:
-                        meta["request_hash"] = request.request_hash
-                    metas.append(_json(meta))
-                else:
-                    metas.append(_EMPTY_JSON)
-                keys.append(request.idempotency_key if first else None)
-                hashes.append(request.request_hash if first else None)
+            rest = count - 1
+            aggs.extend([request.aggregate_id] * count)
+            versions.extend(range(request.expected_version + 1, request.expected_version + count + 1))
+            types.extend([event.type for event in request.events])
+            datas.extend([_ENCODE(event.data) for event in request.events])
+            meta: dict[str, Any] = {"command_events": count}
+            if request.request_hash:
+                meta["request_hash"] = request.request_hash
+            metas.append(_ENCODE(meta))  # the first event of a command carries its metadata
+            metas.extend([_EMPTY_JSON] * rest)
+            keys.append(request.idempotency_key)
+            keys.extend([None] * rest)
+            hashes.append(request.request_hash)
+            hashes.extend([None] * rest)
+            firsts.append(True)
+            firsts.extend([False] * rest)
             if request.snapshot is not None:
                 snap_aggs.append(request.aggregate_id)
                 snap_versions.append(request.snapshot.version)
@@ -451,25 +451,15 @@ class EventStore:
         metrics.APPEND_SECONDS.labels(kind).observe(time.perf_counter() - started)
         by_key = {(r["aggregate_id"], r["version"]): r for r in rows}
         results: list[list[StoredEvent]] = []
-        written: Counter[str] = Counter()
         for request in requests:
+            agg, after = request.aggregate_id, request.expected_version
             stored = []
-            for index, event in enumerate(request.events):
-                version = request.expected_version + index + 1
-                row = by_key[(request.aggregate_id, version)]
-                stored.append(
-                    StoredEvent(
-                        row["global_position"],
-                        request.aggregate_id,
-                        version,
-                        event.type,
-                        event.data,
-                        row["recorded_at"],
-                    )
-                )
-                written[event.type] += 1
+            for version, event in enumerate(request.events, after + 1):
+                row = by_key[(agg, version)]
+                position, recorded_at = row["global_position"], row["recorded_at"]
+                stored.append(StoredEvent(position, agg, version, event.type, event.data, recorded_at))
             results.append(stored)
-        for event_type, count in written.items():
+        for event_type, count in Counter(types).items():
             metrics.EVENTS_WRITTEN.labels(event_type).inc(count)
         if snap_aggs:
             metrics.SNAPSHOTS_WRITTEN.inc(len(snap_aggs))
