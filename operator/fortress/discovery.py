@@ -2,7 +2,9 @@
 
 A subsystem is a subpackage of ``fortress`` (e.g. ``fortress.ledger``). Its optional modules:
 ``handlers`` (``KIND`` and ``reconcile``, or ``RECONCILERS``; optional ``register``) for the
-operator, ``api`` (``ROUTES``, ``setup``) for the HTTP API, and ``demo`` (``demo(ctx)``) for the demo.
+operator, ``api`` (``ROUTES``, ``setup``) for the HTTP API, and ``demo`` (``demo(ctx)``, and optionally
+``environment(ctx)``, an async context manager the demo enters before applying the examples) for the
+demo.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from kubernetes import client
 from fortress.api import BY_KIND, GROUP, VERSION
 from fortress.devenv import backends
 from fortress.paths import examples_dir
+from fortress.rollouts.demo import simulated_availability
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 
 
@@ -51,7 +52,11 @@ async def test_every_example_gets_ready(
     objects = example_objects()
     assert {o["kind"] for o in objects} == set(BY_KIND), "every kind needs an example"
     await asyncio.to_thread(backends.apply_secrets, k8s, namespace, example_backends.secrets)
-    async with running_operator(kube_api, namespaces=(namespace,)):
+    # no Deployment controller here: the CanaryRollouts' Deployments get the status it would write
+    async with (
+        running_operator(kube_api, namespaces=(namespace,)),
+        simulated_availability(k8s, namespace),
+    ):
         for obj in objects:
             _create(api, namespace, obj)
         for obj in objects:

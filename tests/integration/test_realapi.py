@@ -18,6 +18,7 @@ from kubernetes import client
 from fortress.api import BY_KIND, GROUP, KINDS, VERSION
 from fortress.devenv import backends
 from fortress.paths import examples_dir
+from fortress.rollouts.demo import simulated_availability
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 
 INVALID = [
@@ -69,7 +70,11 @@ async def test_kubectl_apply_examples_then_wait_ready(
     example_backends: backends.ExampleBackends,
 ) -> None:
     await asyncio.to_thread(backends.apply_secrets, k8s, namespace, example_backends.secrets)
-    async with running_operator(real_kube_api, namespaces=(namespace,)):
+    # no Deployment controller here: the CanaryRollouts' Deployments get the status it would write
+    async with (
+        running_operator(real_kube_api, namespaces=(namespace,)),
+        simulated_availability(k8s, namespace),
+    ):
         await kubectl(real_kube_api, "apply", "--validate=strict", "-n", namespace, "-f", str(examples_dir()))
         await kubectl(
             real_kube_api,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
 from pydantic import Field
 
 from fortress.api.common import (
+    ConnectionRef,
     DnsLabel,
     Duration,
     LocalObjectReference,
@@ -51,16 +53,43 @@ class ControlAction(StrEnum):
     PROMOTE_FULL = "promoteFull"
     ABORT = "abort"
     RETRY = "retry"
+    RESUME = "resume"
+
+
+# Placeholders a metric query may use; each is replaced by a safely quoted value (see rollouts.analysis).
+QUERY_PLACEHOLDERS = ("Labels", "Revision", "Namespace", "Name", "Colour")
+_PLACEHOLDER = re.compile(r"\{\{\s*\.?([A-Za-z]*)\s*\}\}")
+
+
+def query_placeholders(query: str) -> list[str]:
+    """The placeholder names used in a query, e.g. ["Labels"] for ``rate(x{ {{ .Labels }} }[1m])``."""
+    return _PLACEHOLDER.findall(query)
 
 
 class Thresholds(Model):
-    """Limits a stage's metrics must stay within; a breach rolls the release back."""
+    """Limits a stage's metrics must stay within; a breach rolls the release back.
+
+    Built-in queries over the canary's pods (window: twice the interval, at least 30 s).
+    """
 
     max_error_rate: float | None = Field(
-        default=None, ge=0, le=1, description="Highest acceptable error ratio (0.01 is 1 %) of the canary."
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Highest acceptable error ratio (0.01 is 1 %) of the canary, metric error-rate: "
+            'sum(rate(http_requests_total{<canary>,code=~"5.."}[w])) / '
+            "sum(rate(http_requests_total{<canary>}[w]))."
+        ),
     )
     max_p95_latency_ms: int | None = Field(
-        default=None, ge=1, le=600_000, description="Highest acceptable p95 latency of the canary, ms."
+        default=None,
+        ge=1,
+        le=600_000,
+        description=(
+            "Highest acceptable p95 latency of the canary in ms, metric p95-latency-ms: 1000 * "
+            "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{<canary>}[w])))."
+        ),
     )
 
 
@@ -119,7 +148,12 @@ class Strategy(Model):
 
 
 class Metric(Model):
-    """A PromQL query evaluated every interval; {{ .Labels }} and {{ .Revision }} are templated."""
+    """A PromQL query evaluated every interval; {{ .Labels }}, {{ .Revision }} and more are templated.
+
+    {{ .Labels }} becomes the canary's label matchers (namespace, fortress_io_rollout and
+    fortress_io_revision), {{ .Revision }}, {{ .Namespace }}, {{ .Name }} and {{ .Colour }} quoted-safe
+    values. The query must return one sample (a scalar or a one-element vector).
+    """
 
     name: DnsLabel = Field(description="Metric name as shown in status, e.g. error-rate.")
     query: str = Field(
@@ -192,16 +226,24 @@ class TrafficRouting(Model):
 
 
 class FeatureFlag(Model):
-    """A flag switched on when a stage is reached and off on rollback."""
+    """A flag switched on when a stage is reached and off on rollback (blue-green: on at promotion).
+
+    The rollout writes it to its ConfigMap <name>-flags and, with spec.database, to feature_flags.
+    """
 
     name: DnsLabel = Field(description="Flag name, e.g. new-checkout.")
     enable_at_stage: int = Field(default=0, ge=0, le=19, description="Stage index that turns the flag on.")
 
 
 class Control(Model):
-    """A manual request; each distinct requestId is acted on exactly once."""
+    """A manual request; each distinct requestId is acted on exactly once (see status.handledRequestId)."""
 
-    action: ControlAction = Field(description="promote, promoteFull, abort or retry.")
+    action: ControlAction = Field(
+        description=(
+            "promote (next stage), promoteFull (skip the remaining stages), abort (back to 100 % stable), "
+            "retry (restart a rolled-back release) or resume (leave a pause caused by inconclusive analysis)."
+        )
+    )
     request_id: str = Field(
         min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="Unique id of this request."
     )
@@ -215,7 +257,11 @@ class CanaryRolloutSpec(Model):
     )
     workload_ref: LocalObjectReference | None = Field(
         default=None,
-        description="An existing Deployment to take over. Exactly one of template and workloadRef.",
+        description=(
+            "An existing Deployment to take over: its pod template is released (and read again for new "
+            "revisions); once the rollout's own pods serve and the Service selects them, it is scaled to "
+            "0. Exactly one of template and workloadRef."
+        ),
     )
     replicas: int = Field(default=2, ge=0, le=1000, description="Desired pods of the stable version.")
     service: ResourceName = Field(description="The stable Service applications call.")
@@ -234,8 +280,20 @@ class CanaryRolloutSpec(Model):
     feature_flags: list[FeatureFlag] = Field(
         default_factory=list, max_length=50, description="Feature flags."
     )
-    paused: bool = Field(default=False, description="Hold the rollout where it is.")
-    control: Control | None = Field(default=None, description="A manual promote/abort/retry request.")
+    paused: bool = Field(
+        default=False,
+        description=(
+            "Hold the rollout where it is: no stage advances, but analysis keeps running and a breach "
+            "still rolls back."
+        ),
+    )
+    control: Control | None = Field(
+        default=None, description="A manual promote/promoteFull/abort/retry/resume request."
+    )
+    database: ConnectionRef | None = Field(
+        default=None,
+        description="PostgreSQL for deployment_history rows and feature_flags; none when unset.",
+    )
     history_limit: int = Field(default=10, ge=1, le=100, description="Recent rollouts kept in status.")
 
 
@@ -245,8 +303,25 @@ class MetricResult(Model):
     name: str = Field(description="Metric name.")
     value: float | None = Field(default=None, description="Last measured value; absent when no data.")
     limit: float | None = Field(default=None, description="The threshold it was compared with.")
-    result: str = Field(description="Successful, Failed or Inconclusive.")
+    result: str = Field(description="Successful, Failed, Inconclusive or Skipped (no data, ignored).")
     measured_at: str | None = Field(default=None, description="RFC 3339 time of the measurement.")
+    detail: str | None = Field(default=None, description="Why there is no value, or the comparison made.")
+
+
+class FlagState(Model):
+    """A feature flag as the rollout last set it."""
+
+    name: str = Field(description="Flag name.")
+    enabled: bool = Field(description="Whether the flag is on.")
+    revision: str | None = Field(default=None, description="The release that switched it on.")
+
+
+class StepRecord(Model):
+    """One stage reached by the current release."""
+
+    stage: int = Field(ge=0, description="Stage index.")
+    weight: int = Field(ge=0, le=100, description="Canary traffic percent applied.")
+    at: str = Field(description="RFC 3339 time the weight was applied.")
 
 
 class RolloutRecord(Model):
@@ -268,10 +343,36 @@ class CanaryRolloutStatus(StatusBase):
     canary_revision: str | None = Field(default=None, description="Pod-template hash of the new version.")
     stable_colour: str | None = Field(default=None, description="blue or green.")
     stage_started_at: str | None = Field(default=None, description="When the current stage began.")
+    stage_ready_at: str | None = Field(
+        default=None, description="When the stage's canary pods were available and its weight applied."
+    )
+    rollout_started_at: str | None = Field(default=None, description="When the current release began.")
+    blocked_since: str | None = Field(
+        default=None,
+        description="Since when the release waits outside its plan (the progress deadline counts from it).",
+    )
+    pause_reason: str | None = Field(
+        default=None, description="Why the release is paused: UntilPromoted, Paused or InconclusiveAnalysis."
+    )
+    abort_reason: str | None = Field(
+        default=None,
+        description="Why the release was rolled back: AnalysisFailed, ProgressDeadlineExceeded or Aborted.",
+    )
     metrics: list[MetricResult] = Field(default_factory=list, description="Last value of each metric.")
     failed_measurements: int | None = Field(default=None, ge=0, description="Failed measurements so far.")
+    inconclusive_measurements: int | None = Field(
+        default=None, ge=0, description="Consecutive inconclusive measurements."
+    )
+    last_analysis_at: str | None = Field(default=None, description="When the metrics were last measured.")
+    scale_down_colour: str | None = Field(default=None, description="Colour waiting to be scaled down.")
+    scale_down_at: str | None = Field(default=None, description="When that colour scales down.")
+    flags: list[FlagState] = Field(default_factory=list, description="Feature flags as last set.")
+    steps: list[StepRecord] = Field(default_factory=list, description="Stages the current release reached.")
     handled_request_id: str | None = Field(default=None, description="The last control request acted on.")
     history: list[RolloutRecord] = Field(default_factory=list, description="Recent rollouts, newest first.")
+    state_version: int | None = Field(
+        default=None, ge=0, description="Counts the operator's writes of this state; stale writes show by it."
+    )
 
 
 def check(spec: Model) -> list[SpecIssue]:
@@ -344,6 +445,16 @@ def check(spec: Model) -> list[SpecIssue]:
         issues.append(
             SpecIssue("spec.analysis.prometheusAddress", "required when spec.analysis.metrics are given")
         )
+    for index, metric in enumerate(spec.analysis.metrics):
+        unknown = sorted(set(query_placeholders(metric.query)) - set(QUERY_PLACEHOLDERS))
+        if unknown:
+            issues.append(
+                SpecIssue(
+                    f"spec.analysis.metrics[{index}].query",
+                    f"unknown placeholder {{{{ .{unknown[0]} }}}}; use one of "
+                    + ", ".join(f"{{{{ .{name} }}}}" for name in QUERY_PLACEHOLDERS),
+                )
+            )
     if parse_duration(spec.analysis.interval).total_seconds() < 1:
         issues.append(SpecIssue("spec.analysis.interval", "must be at least 1s"))
     return issues

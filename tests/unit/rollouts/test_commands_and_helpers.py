@@ -1,0 +1,193 @@
+"""The rollout CLI's patches, the open-release rule of the history store, and driver helpers."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from fortress.api.canaryrollout import CanaryRolloutSpec, CanaryRolloutStatus
+from fortress.commands import rollout as cli
+from fortress.rollouts.driver import _replacing, parse_state
+from fortress.rollouts.model import parse_ts, seconds, ts
+from fortress.rollouts.store import open_release
+
+
+@pytest.mark.parametrize(
+    ("verb", "expected"),
+    [
+        ("promote", {"spec": {"control": {"action": "promote", "requestId": "r"}}}),
+        ("promote-full", {"spec": {"control": {"action": "promoteFull", "requestId": "r"}}}),
+        ("abort", {"spec": {"control": {"action": "abort", "requestId": "r"}}}),
+        ("retry", {"spec": {"control": {"action": "retry", "requestId": "r"}}}),
+        ("pause", {"spec": {"paused": True}}),
+        ("resume", {"spec": {"paused": False, "control": {"action": "resume", "requestId": "r"}}}),
+    ],
+)
+def test_verb_patches(verb: str, expected: dict[str, Any]) -> None:
+    patch = cli.request_patch(verb, "r")
+    assert patch == expected
+    if "control" in patch["spec"]:  # what the CLI writes is a valid spec.control
+        CanaryRolloutSpec.model_validate({"service": "s", "template": {}, **patch["spec"]})
+
+
+def test_unknown_verb_and_request_ids() -> None:
+    with pytest.raises(ValueError, match="unknown verb 'rollback'"):
+        cli.request_patch("rollback", "r")
+    first, second = cli.new_request_id("abort"), cli.new_request_id("abort")
+    assert first != second and first.startswith("abort-")
+
+
+class FakeCustom:
+    """Records the patch the CLI sends and serves a status (the CLI's only Kubernetes calls)."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []
+        self.status = status
+
+    def patch_namespaced_custom_object(
+        self, group: str, version: str, ns: str, plural: str, name: str, body: dict[str, Any]
+    ) -> None:
+        assert (group, version, plural) == ("fortress.io", "v1alpha1", "canaryrollouts")
+        self.patches.append((ns, name, body))
+
+    def get_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+        return {"metadata": {"generation": 3}, "status": self.status}
+
+
+def test_send_and_wait() -> None:
+    custom = FakeCustom({"handledRequestId": "x-1", "phase": "Paused", "message": "stage 2"})
+    assert cli.send(custom, "shop", "checkout", "promote", "x-1") == "x-1"
+    assert custom.patches == [("shop", "checkout", cli.request_patch("promote", "x-1"))]
+    assert cli.wait_handled(custom, "shop", "checkout", "promote", "x-1", timeout=1) == custom.status
+    assert cli.wait_handled(custom, "shop", "checkout", "promote", "other", timeout=0.3, poll=0.1) is None
+    custom.status = {"observedGeneration": 3}
+    assert cli.wait_handled(custom, "shop", "checkout", "pause", "ignored", timeout=1) is not None
+    assert cli.summary({"phase": "Paused", "message": "stage 2"}) == "phase Paused: stage 2"
+
+
+def test_cli_without_a_verb_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    cli.register(subparsers)
+    args = parser.parse_args(["rollout"])
+    assert args.func(args) == cli.EXIT_USAGE
+    assert "promote-full" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "verb"),
+    [
+        (["rollout", "promote", "web"], "promote"),
+        (["rollout", "promote", "--full", "web"], "promote-full"),
+        (["rollout", "promote", "web", "--full", "-n", "shop"], "promote-full"),
+        (["rollout", "promote-full", "web"], "promote-full"),
+        (["rollout", "abort", "web"], "abort"),
+    ],
+)
+def test_promote_full_is_a_flag_of_promote(argv: list[str], verb: str) -> None:
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers())
+    assert cli.verb_of(parser.parse_args(argv)) == verb
+
+
+def test_kubectl_plugin_delegates_rollout_verbs(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kubectl fortress --kubeconfig F rollout promote --full NAME`` reaches this command with F."""
+    from fortress import plugin
+    from fortress.adapters import kube
+
+    path = str(tmp_path / "kubeconfig")
+    monkeypatch.setenv("KUBECONFIG", path)  # the plugin sets it; restored after the test
+    loaded: list[tuple[str | None, str | None]] = []
+
+    def load_cluster(kubeconfig: str | None = None, context: str | None = None) -> Any:
+        loaded.append((kubeconfig, context))
+        raise RuntimeError("no cluster here")
+
+    monkeypatch.setattr(kube, "load_cluster", load_cluster)
+    assert plugin.command_module("rollout") is cli
+    argv = ["--kubeconfig", path, "--context", "ctx", "rollout", "promote", "--full", "web", "-n", "shop"]
+    assert plugin.main(argv) == plugin.EXIT_API
+    assert loaded == [(path, "ctx")]
+    assert "error: no cluster here" in capsys.readouterr().err
+    assert plugin.main(["rollout", "promote", "web", "--kubeconfig", "own", "-n", "shop"]) == plugin.EXIT_API
+    assert loaded[-1] == ("own", None)
+    assert plugin.main(["rollout", "promote", "--bogus", "web"]) == plugin.EXIT_USAGE
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ({}, None),
+        (
+            {"phase": "Progressing", "stableRevision": "a", "rolloutStartedAt": "2024-01-01T00:00:00.000Z"},
+            ("a", None),
+        ),
+        (
+            {
+                "phase": "Paused",
+                "stableRevision": "a",
+                "canaryRevision": "b",
+                "rolloutStartedAt": "2024-01-01T00:00:00.000Z",
+            },
+            ("b", "a"),
+        ),
+        (
+            {
+                "phase": "Degraded",
+                "stableRevision": "a",
+                "canaryRevision": "b",
+                "rolloutStartedAt": "2024-01-01T00:00:00.000Z",
+            },
+            None,
+        ),
+        ({"phase": "Succeeded", "stableRevision": "a", "rolloutStartedAt": "2024-01-01T00:00:00.000Z"}, None),
+    ],
+)
+def test_open_release(status: dict[str, Any], expected: tuple[str, str | None] | None) -> None:
+    found = open_release(CanaryRolloutStatus.model_validate(status))
+    assert (None if found is None else (found.revision, found.previous)) == expected
+
+
+def test_state_parsing_ignores_other_writers_and_rejects_garbage() -> None:
+    state = parse_state(
+        {"phase": "Succeeded", "stableRevision": "a", "kopf": {"progress": {}}, "currentStage": 1}
+    )
+    assert (state.phase, state.stable_revision, state.current_stage) == ("Succeeded", "a", 1)
+    with pytest.raises(ValidationError):
+        parse_state({"currentStage": "three"})
+
+
+def test_template_replacement_patch_removes_old_keys() -> None:
+    current = {
+        "metadata": {"labels": {"a": "1", "old": "x"}},
+        "spec": {"containers": [1], "nodeSelector": {"k": "v"}},
+    }
+    wanted = {"metadata": {"labels": {"a": "2"}}, "spec": {"containers": [2]}}
+    assert _replacing(current, wanted) == {
+        "metadata": {"labels": {"old": None, "a": "2"}},
+        "spec": {"nodeSelector": None, "containers": [2]},
+    }
+
+
+def test_time_helpers() -> None:
+    moment = parse_ts("2024-05-01T10:00:00.250Z")
+    assert moment is not None and ts(moment) == "2024-05-01T10:00:00.250Z"
+    assert (
+        parse_ts("2024-05-01T10:00:00Z") is not None
+        and parse_ts("yesterday") is None
+        and parse_ts(None) is None
+    )
+    import datetime as dt
+
+    assert [seconds(dt.timedelta(seconds=x)) for x in (0.3, 2, 45, 125, 3700)] == [
+        "0.3s",
+        "2s",
+        "45s",
+        "2m05s",
+        "1h01m",
+    ]
