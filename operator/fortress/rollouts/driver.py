@@ -413,32 +413,8 @@ class Driver:
         for wanted in plan.deployments:
             obj = objects.get(wanted.colour)
             dep_name = workload.deployment_name(name, wanted.colour)
-            retemplate = wanted.revision is not None and wanted.revision == desired and template is not None
-            if obj is None:
-                if retemplate and wanted.replicas > 0:
-                    assert template is not None and desired is not None
-                    body = workload.deployment(
-                        rollout=name,
-                        namespace=namespace,
-                        colour=wanted.colour,
-                        revision=desired,
-                        template=template,
-                        replicas=wanted.replicas,
-                        owner=owner,
-                    )
-                    first.append(
-                        _bind(
-                            self._write_deployment,
-                            entry,
-                            wanted.colour,
-                            _bind(self.io.create, DEPLOYMENTS, namespace, body),
-                        )
-                    )
-                continue
-            current_revision = ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_REVISION)
-            current_replicas = int((obj.get("spec") or {}).get("replicas", 1) or 0)
-            if retemplate and current_revision != desired:
-                assert template is not None and desired is not None
+            body: dict[str, Any] | None = None
+            if wanted.revision is not None and wanted.revision == desired and template is not None:
                 body = workload.deployment(
                     rollout=name,
                     namespace=namespace,
@@ -447,7 +423,15 @@ class Driver:
                     template=template,
                     replicas=wanted.replicas,
                     owner=owner,
-                )
+                )  # the Deployment this colour should run (it is re-templated to it)
+            if obj is None:
+                if body is not None and wanted.replicas > 0:
+                    create = _bind(self.io.create, DEPLOYMENTS, namespace, body)
+                    first.append(_bind(self._write_deployment, entry, wanted.colour, create))
+                continue
+            current_revision = ((obj.get("metadata") or {}).get("labels") or {}).get(LABEL_REVISION)
+            current_replicas = int((obj.get("spec") or {}).get("replicas", 1) or 0)
+            if body is not None and current_revision != desired:
                 patch = {
                     "metadata": {
                         "labels": body["metadata"]["labels"],
