@@ -105,7 +105,7 @@ async def test_ledger_reaches_ready_with_figures_and_missing_secret_is_named(
             )
             assert events[0].type == "Warning" and "lots" in events[0].message
 
-            orphan = (await wait_for(lambda: _ready(api, namespace, "orphan", "False"), timeout=30))["status"]
+            orphan = (await wait_for(lambda: _ready(api, namespace, "orphan", "False"), timeout=60))["status"]
             ready = next(c for c in orphan["conditions"] if c["type"] == "Ready")
             assert ready["reason"] == "SecretNotFound"
             assert "no-such-secret" in ready["message"] and "spec.database.secretKeyRef" in ready["message"]
@@ -129,7 +129,7 @@ async def test_unreachable_database_is_not_ready_with_reason(
         api.create_namespaced_custom_object(
             GROUP, VERSION, namespace, "creditledgers", _ledger("dead", "dead-db")
         )
-        obj = await wait_for(lambda: _ready(api, namespace, "dead", "False"), timeout=30)
+        obj = await wait_for(lambda: _ready(api, namespace, "dead", "False"), timeout=60)
         ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
         assert ready["reason"] == "DatabaseUnavailable"
         assert "127.0.0.1:9" in ready["message"]
