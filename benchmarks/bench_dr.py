@@ -32,17 +32,14 @@ from kubernetes import client
 
 from fortress.adapters import migrations
 from fortress.adapters.kube import load_cluster
-from fortress.api import GROUP, VERSION
 from fortress.devenv.emulator import EmulatorThread
 from fortress.devenv.kube import CRD_DIR, operator_running, write_kubeconfig
 from fortress.devenv.postgres import PgFactory, find_bindir
 from fortress.disaster import control
+from fortress.disaster.demo import apply_local_plan, delete_local_plan
 from fortress.disaster.localregions import (
     THREE_CLOUDS,
     local_dsn,
-    plan_manifest,
-    region_manifest,
-    secret_manifest,
     start_clusters,
 )
 
@@ -118,27 +115,16 @@ async def _until(api: client.ApiClient, ns: str, test: Any, timeout: float) -> d
 
 
 def _create(api: client.ApiClient, ns: str, clusters: dict[str, Any], synchronous: bool) -> None:
-    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    core.create_namespace({"metadata": {"name": ns}})
-    core.create_namespaced_secret(ns, secret_manifest(SECRET, ns, {k: c.dsn() for k, c in clusters.items()}))
-    body = plan_manifest(
-        PLAN, ns, service=SERVICE, check_interval=CHECK_INTERVAL, failure_threshold=THRESHOLD,
-        synchronous=synchronous, rto_target="30s",
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
+    apply_local_plan(
+        api, ns, clusters, plan=PLAN, secret=SECRET, service=SERVICE, check_interval=CHECK_INTERVAL,
+        failure_threshold=THRESHOLD, synchronous=synchronous, rto_target="30s",
     )  # fmt: skip
-    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "drplans", body)
-    for region in THREE_CLOUDS:
-        manifest = region_manifest(PLAN, ns, region, SECRET, clusters[region.key].port)
-        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "drregions", manifest)
 
 
 def _delete(api: client.ApiClient, ns: str) -> None:
     """Delete the plan and regions (which stops the operator's checks of them) and the namespace."""
-    custom = client.CustomObjectsApi(api)
-    for region in THREE_CLOUDS:
-        with contextlib.suppress(Exception):
-            custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "drregions", f"{PLAN}-{region.key}")
-    with contextlib.suppress(Exception):
-        custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "drplans", PLAN)
+    delete_local_plan(api, ns, PLAN)
     with contextlib.suppress(Exception):
         client.CoreV1Api(api).delete_namespace(ns)
 

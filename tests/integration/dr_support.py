@@ -15,12 +15,10 @@ from kubernetes import client
 from fortress.adapters import migrations
 from fortress.api import GROUP, VERSION
 from fortress.disaster.check import Checker, CheckReport
+from fortress.disaster.demo import apply_local_plan
 from fortress.disaster.kube_actions import KubeActions
 from fortress.disaster.localregions import (
     THREE_CLOUDS,
-    plan_manifest,
-    region_manifest,
-    secret_manifest,
     start_clusters,
 )
 from tests.support.kubeapi import KubeTarget
@@ -134,14 +132,16 @@ async def dr_env(
         await catch_up(primary, clusters[B], clusters[C])
         for standby in (clusters[B], clusters[C]):
             await wait_streaming(standby)
-        dsns = {key: c.dsn() for key, c in clusters.items()}
-        core, custom = client.CoreV1Api(k8s), client.CustomObjectsApi(k8s)
-        core.create_namespaced_secret(namespace, secret_manifest(SECRET, namespace, dsns))
-        body = plan_manifest(PLAN, namespace, service=SERVICE, synchronous=synchronous, **plan)
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "drplans", body)
-        for region in THREE_CLOUDS:
-            manifest = region_manifest(PLAN, namespace, region, SECRET, clusters[region.key].port)
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "drregions", manifest)
+        apply_local_plan(
+            k8s,
+            namespace,
+            clusters,
+            plan=PLAN,
+            secret=SECRET,
+            service=SERVICE,
+            synchronous=synchronous,
+            **plan,
+        )
         checker = Checker(kube, "test-replica", namespace, PLAN)
         yield DrEnv(namespace, k8s, clusters, kube, checker)
     finally:

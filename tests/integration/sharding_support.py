@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import asyncpg
+import pytest
 
 from fortress.adapters import migrations
 from fortress.sharding.ring import Ring, RoutingState
@@ -23,6 +24,18 @@ def create_shards(factory: PgFactory, count: int, **settings: Any) -> list[PgClu
     clusters = [factory.create(durable=False, **options) for _ in range(count)]
     asyncio.run(_migrate([c.dsn() for c in clusters]))
     return clusters
+
+
+FOUR_SHARDS = ("shard-a", "shard-b", "shard-c", "shard-d")
+
+
+@pytest.fixture(name="shards", scope="module")
+def four_shards_fixture(pg_factory: PgFactory) -> Iterator[dict[str, PgCluster]]:
+    """Four migrated shards named ``FOUR_SHARDS``, shared by a test module."""
+    clusters = create_shards(pg_factory, len(FOUR_SHARDS))
+    yield dict(zip(FOUR_SHARDS, clusters, strict=True))
+    for cluster in clusters:
+        pg_factory.destroy(cluster)
 
 
 async def _migrate(dsns: Iterable[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +18,19 @@ from fortress.http.auth import TokenStore
 from fortress.http.server import ApiConfig
 from fortress.sharding import api
 from fortress.sharding.ring import Ring, RoutingState
-from tests.integration.sharding_support import create_shards, reset
-from tests.support.postgres import PgCluster, PgFactory
+from tests.integration.sharding_support import (  # noqa: F401 (the shards fixture)
+    FOUR_SHARDS,
+    four_shards_fixture,
+    reset,
+)
+from tests.support.postgres import PgCluster
 
-IDS = ("shard-a", "shard-b", "shard-c", "shard-d")
+IDS = FOUR_SHARDS
 RING = Ring.build(IDS, virtual_nodes=64)
 TOKENS = TokenStore([("reader", "r-token", ["read"]), ("writer", "w-token", ["write"])])
 READ = {"Authorization": "Bearer r-token"}
 WRITE = {"Authorization": "Bearer w-token"}
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture(scope="module")
-def shards(pg_factory: PgFactory) -> Iterator[dict[str, PgCluster]]:
-    clusters = create_shards(pg_factory, 4)
-    yield dict(zip(IDS, clusters, strict=True))
-    for cluster in clusters:
-        pg_factory.destroy(cluster)
 
 
 def write_config(tmp_path: Path, shards: dict[str, PgCluster], routing: RoutingState) -> Path:

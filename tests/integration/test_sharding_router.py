@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -20,19 +20,18 @@ from fortress.sharding.errors import (
 )
 from fortress.sharding.ring import Ring
 from fortress.sharding.router import Router, ShardEndpoint
-from tests.integration.sharding_support import contents, create_shards, make_router, reset
+from tests.integration.sharding_support import (  # noqa: F401 (the shards fixture)
+    FOUR_SHARDS,
+    contents,
+    create_shards,
+    four_shards_fixture,
+    make_router,
+    reset,
+)
 from tests.support.postgres import PgCluster, PgFactory
 
-IDS = ("shard-a", "shard-b", "shard-c", "shard-d")
+IDS = FOUR_SHARDS
 RING = Ring.build(IDS, virtual_nodes=64)
-
-
-@pytest.fixture(scope="module")
-def shards(pg_factory: PgFactory) -> Iterator[dict[str, PgCluster]]:
-    clusters = create_shards(pg_factory, 4)
-    yield dict(zip(IDS, clusters, strict=True))
-    for cluster in clusters:
-        pg_factory.destroy(cluster)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -22,10 +22,18 @@ from fortress.sharding.errors import (
 from fortress.sharding.ring import Ring
 from fortress.sharding.router import Router
 from fortress.sharding.twophase import Coordinator, MultiSet, Transfer, recover
-from tests.integration.sharding_support import contents, create_shards, make_router, prepared_left, reset
+from tests.integration.sharding_support import (  # noqa: F401 (the shards fixture)
+    FOUR_SHARDS,
+    contents,
+    create_shards,
+    four_shards_fixture,
+    make_router,
+    prepared_left,
+    reset,
+)
 from tests.support.postgres import PgCluster, PgFactory
 
-IDS = ("shard-a", "shard-b", "shard-c", "shard-d")
+IDS = FOUR_SHARDS
 RING = Ring.build(IDS, virtual_nodes=64)
 CLUSTER = "test/shards"
 START = 1000
@@ -42,14 +50,6 @@ def accounts_per_shard(n: int = 5) -> dict[str, list[str]]:
 
 ACCOUNTS = accounts_per_shard()
 ALL_ACCOUNTS = [k for keys in ACCOUNTS.values() for k in keys]
-
-
-@pytest.fixture(scope="module")
-def shards(pg_factory: PgFactory) -> Iterator[dict[str, PgCluster]]:
-    clusters = create_shards(pg_factory, 4)
-    yield dict(zip(IDS, clusters, strict=True))
-    for cluster in clusters:
-        pg_factory.destroy(cluster)
 
 
 @pytest.fixture

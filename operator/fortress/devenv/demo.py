@@ -167,6 +167,17 @@ def subsystem_of(module: Any) -> str:
     return str(module.__name__).split(".")[1]
 
 
+def select_steps(available: Sequence[str], only: Sequence[str]) -> list[str]:
+    """The demo steps to run, in ``available`` order: all, or those named in ``only``.
+
+    Raises ValueError naming the valid steps when ``only`` names one that does not exist.
+    """
+    unknown = sorted(set(only) - set(available))
+    if unknown:
+        raise ValueError(f"no demo step {', '.join(unknown)}; the steps are: {', '.join(available)}")
+    return [step for step in available if not only or step in only]
+
+
 async def run_demo(
     kubeconfig: str | None = None,
     wait_seconds: float = 90.0,
@@ -174,6 +185,12 @@ async def run_demo(
     only: Sequence[str] = (),
 ) -> int:
     """Run the whole demo (the capability steps named in ``only``, when given); 0 on success."""
+    demos = {subsystem_of(module): module for module in discovery.modules("demo")}
+    try:
+        steps = [demos[name] for name in select_steps(list(demos), only)]
+    except ValueError as error:
+        say(f"fortress demo --only: {error}")
+        return 2
     from fortress.devenv.postgres import PgFactory, find_bindir
 
     bindir = find_bindir()
@@ -223,9 +240,8 @@ async def run_demo(
                         say(f"{len(not_ready)} of {len(rows)} not Ready after {wait_seconds:.0f}s")
                         return 1
                     # each subsystem's demo module (fortress.discovery): async demo(ctx), raises on failure
-                    for module in discovery.modules("demo"):
-                        if not only or subsystem_of(module) in only:
-                            await module.demo(context)
+                    for module in steps:
+                        await module.demo(context)
                 say(f"all {len(rows)} resources Ready after {time.monotonic() - started:.1f}s; stopping all")
                 return 0
             finally:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import asyncpg
 from kubernetes import client
@@ -47,7 +48,10 @@ async def demo(ctx: Any) -> None:
         + f" (up in {time.monotonic() - started:.1f}s)"
     )
     ns = ctx.namespace
-    await asyncio.to_thread(_apply, ctx.api, ns, clusters)
+    await asyncio.to_thread(
+        apply_local_plan, ctx.api, ns, clusters, plan=PLAN, secret=SECRET,
+        service=SERVICE, check_interval="1s", failure_threshold=3, rto_target="15s",
+    )  # fmt: skip
     report = await _until(ctx.api, ns, lambda r: r["phase"] == "Protected", 30, "the plan to be Protected")
     say(control.render(report))
 
@@ -89,29 +93,7 @@ async def demo(ctx: Any) -> None:
         say(f"DR: the old primary {old} restarted: fenced again (read-only); `fortress dr rejoin` rejoins it")
     report = await asyncio.to_thread(control.plan_report, ctx.api, ns, PLAN)
     say(control.render(report))
-    await asyncio.to_thread(_delete, ctx.api, ns)
-
-
-def _apply(api: client.ApiClient, ns: str, clusters: dict[str, Any]) -> None:
-    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    secret: Any = secret_manifest(SECRET, ns, {k: c.dsn() for k, c in clusters.items()})
-    core.create_namespaced_secret(ns, secret)
-    body = plan_manifest(
-        PLAN, ns, service=SERVICE, check_interval="1s", failure_threshold=3, rto_target="15s"
-    )
-    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "drplans", body)
-    for region in THREE_CLOUDS:
-        manifest = region_manifest(PLAN, ns, region, SECRET, clusters[region.key].port)
-        custom.create_namespaced_custom_object(GROUP, VERSION, ns, "drregions", manifest)
-
-
-def _delete(api: client.ApiClient, ns: str) -> None:
-    custom = client.CustomObjectsApi(api)
-    for region in THREE_CLOUDS:
-        with contextlib.suppress(ApiException):
-            custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "drregions", f"{PLAN}-{region.key}")
-    with contextlib.suppress(ApiException):
-        custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "drplans", PLAN)
+    await asyncio.to_thread(delete_local_plan, ctx.api, ns, PLAN)
 
 
 async def _until(api: client.ApiClient, ns: str, test: Any, timeout: float, what: str) -> dict[str, Any]:
@@ -184,3 +166,36 @@ class _Writer:
         self._stop.set()
         if self._task is not None:
             await self._task
+
+
+def apply_local_plan(
+    api: client.ApiClient,
+    namespace: str,
+    clusters: Mapping[str, Any],
+    *,
+    plan: str,
+    secret: str,
+    **plan_options: Any,
+) -> None:
+    """Create the regions' Secret, the DRPlan (``plan_manifest`` options) and a DRRegion per cloud
+    of ``THREE_CLOUDS`` whose cluster is in ``clusters`` (blocking: call through asyncio.to_thread)."""
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    dsns = {key: cluster.dsn() for key, cluster in clusters.items()}
+    core.create_namespaced_secret(namespace, cast(Any, secret_manifest(secret, namespace, dsns)))
+    body = plan_manifest(plan, namespace, **plan_options)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "drplans", body)
+    for region in THREE_CLOUDS:
+        manifest = region_manifest(plan, namespace, region, secret, clusters[region.key].port)
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "drregions", manifest)
+
+
+def delete_local_plan(api: client.ApiClient, namespace: str, plan: str) -> None:
+    """Delete the regions, then the plan (which stops the operator's checks of them); absent is fine."""
+    custom = client.CustomObjectsApi(api)
+    for region in THREE_CLOUDS:
+        with contextlib.suppress(ApiException):
+            custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "drregions", f"{plan}-{region.key}"
+            )
+    with contextlib.suppress(ApiException):
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "drplans", plan)

@@ -6,7 +6,6 @@ Thin calls on the synchronous ``kubernetes`` client, each run through ``asyncio.
 from __future__ import annotations
 
 import asyncio
-import base64
 import datetime as dt
 import ipaddress
 import json
@@ -17,7 +16,7 @@ from typing import Any, cast
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from fortress.adapters.kube import Cluster
+from fortress.adapters.kube import Cluster, Kube
 from fortress.api import GROUP, VERSION
 from fortress.api.drplan import INFO as PLAN_INFO
 from fortress.api.drplan import PrimaryService, ServiceMode
@@ -51,17 +50,12 @@ def _aware(moment: dt.datetime | None) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-class KubeActions:
-    """Every Kubernetes call the DR subsystem makes, on a client of its own."""
+class KubeActions(Kube):
+    """Every Kubernetes call the DR subsystem makes, on a client of its own (``Kube`` plus Leases)."""
 
     def __init__(self, cluster: Cluster) -> None:
-        self._api = client.ApiClient(cluster.configuration)
-        self.core = client.CoreV1Api(self._api)
-        self.custom = client.CustomObjectsApi(self._api)
+        super().__init__(cluster)
         self.coordination = client.CoordinationV1Api(self._api)
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self._api.close)
 
     # --- plans and regions ------------------------------------------------------------------------------
 
@@ -127,18 +121,6 @@ class KubeActions:
                 {"spec": spec},
             ),
         )
-
-    async def secret_value(self, namespace: str, name: str, key: str) -> str:
-        try:
-            secret = await asyncio.to_thread(self.core.read_namespaced_secret, name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                raise LookupError(f"Secret {namespace}/{name} not found") from error
-            raise
-        data = secret.data or {}
-        if key not in data:
-            raise LookupError(f"Secret {namespace}/{name} has no key {key!r}")
-        return base64.b64decode(data[key]).decode()
 
     # --- the Lease --------------------------------------------------------------------------------------
 
