@@ -12,8 +12,10 @@ from fortress.api.common import (
     ConnectionRef,
     DnsLabel,
     Duration,
+    LastRequest,
     LocalObjectReference,
     Model,
+    RequestId,
     ResourceName,
     SecretKeyRef,
     StatusBase,
@@ -48,12 +50,15 @@ class RouterType(StrEnum):
     GATEWAY_API = "gatewayAPI"
 
 
-class ControlAction(StrEnum):
+class RequestAction(StrEnum):
     PROMOTE = "promote"
     PROMOTE_FULL = "promoteFull"
     ABORT = "abort"
     RETRY = "retry"
     RESUME = "resume"
+
+
+ControlAction = RequestAction  # the name before spec.control became spec.request
 
 
 # Placeholders a metric query may use; each is replaced by a safely quoted value (see rollouts.analysis).
@@ -235,18 +240,19 @@ class FeatureFlag(Model):
     enable_at_stage: int = Field(default=0, ge=0, le=19, description="Stage index that turns the flag on.")
 
 
-class Control(Model):
-    """A manual request; each distinct requestId is acted on exactly once (see status.handledRequestId)."""
+class RolloutRequest(Model):
+    """A manual request (spec.request); each distinct requestId is acted on exactly once."""
 
-    action: ControlAction = Field(
+    action: RequestAction = Field(
         description=(
             "promote (next stage), promoteFull (skip the remaining stages), abort (back to 100 % stable), "
             "retry (restart a rolled-back release) or resume (leave a pause caused by inconclusive analysis)."
         )
     )
-    request_id: str = Field(
-        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="Unique id of this request."
-    )
+    request_id: RequestId = Field(description="Unique id of this request; a new id is a new request.")
+
+
+Control = RolloutRequest  # the name before spec.control became spec.request
 
 
 class CanaryRolloutSpec(Model):
@@ -287,14 +293,22 @@ class CanaryRolloutSpec(Model):
             "still rolls back."
         ),
     )
-    control: Control | None = Field(
+    request: RolloutRequest | None = Field(
         default=None, description="A manual promote/promoteFull/abort/retry/resume request."
+    )
+    control: RolloutRequest | None = Field(
+        default=None, description="Deprecated name of spec.request, read for one more release; use request."
     )
     database: ConnectionRef | None = Field(
         default=None,
         description="PostgreSQL for deployment_history rows and feature_flags; none when unset.",
     )
     history_limit: int = Field(default=10, ge=1, le=100, description="Recent rollouts kept in status.")
+
+    @property
+    def manual_request(self) -> RolloutRequest | None:
+        """spec.request, or its deprecated name spec.control."""
+        return self.request or self.control
 
 
 class MetricResult(Model):
@@ -368,7 +382,10 @@ class CanaryRolloutStatus(StatusBase):
     scale_down_at: str | None = Field(default=None, description="When that colour scales down.")
     flags: list[FlagState] = Field(default_factory=list, description="Feature flags as last set.")
     steps: list[StepRecord] = Field(default_factory=list, description="Stages the current release reached.")
-    handled_request_id: str | None = Field(default=None, description="The last control request acted on.")
+    last_request: LastRequest | None = Field(default=None, description="The last manual request handled.")
+    handled_request_id: str | None = Field(
+        default=None, description="Deprecated: the requestId older releases recorded; see lastRequest."
+    )
     history: list[RolloutRecord] = Field(default_factory=list, description="Recent rollouts, newest first.")
     state_version: int | None = Field(
         default=None, ge=0, description="Counts the operator's writes of this state; stale writes show by it."
@@ -379,6 +396,10 @@ def check(spec: Model) -> list[SpecIssue]:
     """Cross-field rules of a CanaryRollout spec that the schema cannot express."""
     assert isinstance(spec, CanaryRolloutSpec)
     issues: list[SpecIssue] = []
+    if spec.request is not None and spec.control is not None and spec.request != spec.control:
+        issues.append(
+            SpecIssue("spec.control", "is the deprecated name of spec.request: set only spec.request")
+        )
     if (spec.template is None) == (spec.workload_ref is None):
         issues.append(SpecIssue("spec.template", "set exactly one of spec.template and spec.workloadRef"))
     strategy = spec.strategy

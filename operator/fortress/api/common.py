@@ -6,43 +6,40 @@ given with ``Field(description=...)`` become ``kubectl explain`` text in the gen
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
+
+from fortress.core.time import DURATION_PATTERN
+from fortress.core.time import parse_duration as parse_duration  # re-exported until callers move
 
 GROUP = "fortress.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "fortress"
 
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
+
+def _bounded_duration(value: str) -> str:
+    parse_duration(value)  # ValueError (-> a validation error naming the field) beyond MAX_DURATION
+    return value
+
+
 Duration = Annotated[
     str,
     StringConstraints(pattern=DURATION_PATTERN, max_length=32),
+    AfterValidator(_bounded_duration),
     Field(json_schema_extra={"x-fortress-format": "duration"}),
 ]
-"""A Go-style duration such as ``30s``, ``1m30s``, ``250ms`` or ``2h``."""
+"""A Go-style duration such as ``30s``, ``1m30s``, ``250ms`` or ``2h``, at most 8784h (a year)."""
 
 DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
 ResourceName = Annotated[str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)]
-
-
-def parse_duration(value: str) -> dt.timedelta:
-    """Parse a Go-style duration (``1m30s``) into a timedelta; raise ValueError when malformed."""
-    if not re.fullmatch(DURATION_PATTERN, value):
-        raise ValueError(f"invalid duration {value!r}: expected e.g. 30s, 1m30s, 250ms, 2h")
-    seconds = sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _DURATION_PART.findall(value))
-    return dt.timedelta(seconds=seconds)
 
 
 class Model(BaseModel):
@@ -136,3 +133,43 @@ def preserve_unknown(description: str) -> Any:
         description=description,
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True, "type": "object"},
     )
+
+
+# --------------------------------------------------------------------------- manual requests
+
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+
+
+def without_required(*names: str) -> Any:
+    """A model's ``json_schema_extra`` that leaves ``names`` out of the schema's required list.
+
+    For a field a model validator fills from a deprecated field: the CRD must accept objects that
+    carry only the old name, while the model still requires the new one.
+    """
+
+    def edit(schema: dict[str, Any]) -> None:
+        required = [name for name in schema.get("required", []) if name not in names]
+        if required:
+            schema["required"] = required
+        else:
+            schema.pop("required", None)
+
+    return edit
+
+
+class RequestOutcome(StrEnum):
+    """What became of a manual request."""
+
+    ACCEPTED = "Accepted"  # acted on (or being acted on)
+    IGNORED = "Ignored"  # valid, but nothing to do in the current state
+    REJECTED = "Rejected"  # not possible (e.g. the target cannot be promoted)
+
+
+class LastRequest(Model):
+    """The latest manual request the operator handled: each requestId is handled exactly once."""
+
+    request_id: str = Field(description="The requestId of spec.request that was handled.")
+    action: str = Field(description="The action it asked for.")
+    outcome: RequestOutcome = Field(description="Accepted, Ignored or Rejected.")
+    message: str = Field(default="", description="What was done, or why not.")
+    at: str = Field(description="RFC 3339 time it was handled.", json_schema_extra={"format": "date-time"})

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from fortress.api.common import Duration, Model, ResourceName, StatusBase, parse_duration
+from fortress.api.common import (
+    Duration,
+    LastRequest,
+    Model,
+    RequestId,
+    ResourceName,
+    StatusBase,
+    parse_duration,
+    without_required,
+)
 from fortress.api.kind import (
     AGE_COLUMN,
     MESSAGE_COLUMN,
@@ -33,9 +43,12 @@ class FencingMethod(StrEnum):
     STOP = "stop"
 
 
-class RequestType(StrEnum):
+class RequestAction(StrEnum):
     FAILOVER = "failover"
     SWITCHOVER = "switchover"
+
+
+RequestType = RequestAction  # the name before spec.request.type became spec.request.action
 
 
 class PrimaryService(Model):
@@ -49,14 +62,25 @@ class PrimaryService(Model):
 
 
 class FailoverRequest(Model):
-    """A manual failover or planned switchover; each requestId is acted on once."""
+    """A manual failover or planned switchover (spec.request); each requestId is acted on once."""
 
-    type: RequestType = Field(description="failover (now) or switchover (waits for zero lag).")
+    model_config = {"json_schema_extra": without_required("action")}  # `type` may stand for it
+
+    action: RequestAction = Field(description="failover (now) or switchover (waits for zero lag).")
+    type: RequestAction | None = Field(
+        default=None, description="Deprecated name of action, read for one more release; use action."
+    )
     target_region: ResourceName = Field(description="DRRegion to promote.")
     force: bool = Field(default=False, description="Failover even beyond the lag limit (may lose data).")
-    request_id: str = Field(
-        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", description="Unique id of this request."
-    )
+    request_id: RequestId = Field(description="Unique id of this request; a new id is a new request.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_type(cls, data: Any) -> Any:
+        """``type`` (the older name) stands for ``action`` when only it is given."""
+        if isinstance(data, dict) and "action" not in data and data.get("type") is not None:
+            return {**data, "action": data["type"]}
+        return data
 
 
 class DRPlanSpec(Model):
@@ -136,7 +160,10 @@ class DRPlanStatus(StatusBase):
     healthy_regions: int | None = Field(default=None, ge=0, description="Regions whose last check passed.")
     last_failover: FailoverRecord | None = Field(default=None, description="The latest failover.")
     history: list[FailoverRecord] = Field(default_factory=list, description="Recent failovers, newest first.")
-    handled_request_id: str | None = Field(default=None, description="The last manual request acted on.")
+    last_request: LastRequest | None = Field(default=None, description="The last manual request handled.")
+    handled_request_id: str | None = Field(
+        default=None, description="Deprecated: the requestId older releases recorded; see lastRequest."
+    )
     lease_holder: str | None = Field(default=None, description="Operator replica holding the failover lease.")
     last_check_time: str | None = Field(default=None, description="RFC 3339 time of the latest check.")
     service_endpoint: str | None = Field(

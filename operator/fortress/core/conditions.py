@@ -6,12 +6,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fortress.core.time import stamp
+
 READY = "Ready"
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """Format an aware datetime as RFC 3339 in UTC with second precision, as Kubernetes does."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def find(conditions: Iterable[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any] | None:
@@ -31,14 +28,14 @@ def set_condition(
     conditions: Iterable[Mapping[str, Any]] | None,
     *,
     type_: str,
-    status: bool | str,
+    status: bool | str | None,
     reason: str,
     message: str,
     generation: int | None,
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
     """Return the conditions with ``type_`` set; ``lastTransitionTime`` moves only when status changes."""
-    status_text = status if isinstance(status, str) else ("True" if status else "False")
+    status_text = _status_text(status)
     result: list[dict[str, Any]] = []
     replaced = False
     for condition in conditions or ():
@@ -46,10 +43,10 @@ def set_condition(
             result.append(dict(condition))
             continue
         transition = condition.get("lastTransitionTime") if condition.get("status") == status_text else None
-        result.append(_condition(type_, status_text, reason, message, generation, transition or rfc3339(now)))
+        result.append(_condition(type_, status_text, reason, message, generation, transition or stamp(now)))
         replaced = True
     if not replaced:
-        result.append(_condition(type_, status_text, reason, message, generation, rfc3339(now)))
+        result.append(_condition(type_, status_text, reason, message, generation, stamp(now)))
     return result
 
 
@@ -66,3 +63,12 @@ def _condition(
     if generation is not None:
         condition["observedGeneration"] = generation
     return condition
+
+
+def _status_text(status: bool | str | None) -> str:
+    """True/False/Unknown as Kubernetes writes a condition's status (None: Unknown)."""
+    if status is None:
+        return "Unknown"
+    if isinstance(status, str):
+        return status
+    return "True" if status else "False"

@@ -18,7 +18,7 @@ class ConditionUpdate:
     """A condition other than Ready that a reconcile sets."""
 
     type: str
-    status: bool | str
+    status: bool | str | None  # None: Unknown
     reason: str
     message: str = ""
 
@@ -34,9 +34,12 @@ class EventNote:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The result of a reconcile: readiness, phase, extra status fields, conditions and events."""
+    """The result of a reconcile: readiness, phase, extra status fields, conditions and events.
 
-    ready: bool
+    ``ready`` None writes ``Ready=Unknown`` (the state could not be observed, e.g. a step failed).
+    """
+
+    ready: bool | None
     reason: str
     message: str
     phase: str

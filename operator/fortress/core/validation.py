@@ -34,11 +34,16 @@ def _path(location: tuple[int | str, ...]) -> str:
     return text
 
 
+def _message(text: str) -> str:
+    """pydantic's message without its "Value error, " prefix (our validators word their own)."""
+    return text.removeprefix("Value error, ")
+
+
 def validate_spec(info: KindInfo, raw: Mapping[str, Any] | None) -> Validated:
     """Validate a raw spec: the schema's rules (again, for the emulator) then the cross-field rules."""
     try:
         spec = info.spec_model.model_validate(dict(raw or {}))
     except ValidationError as error:
-        issues = tuple(SpecIssue(_path(e["loc"]), e["msg"]) for e in error.errors())
+        issues = tuple(SpecIssue(_path(e["loc"]), _message(e["msg"])) for e in error.errors())
         return Validated(None, issues)
     return Validated(spec, tuple(info.check(spec)))

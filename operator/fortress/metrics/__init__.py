@@ -89,3 +89,18 @@ def _load_subsystem_collectors() -> None:
 
 
 _load_subsystem_collectors()
+
+STEP_ERRORS = Counter(
+    "fortress_operator_step_errors_total",
+    "Steps of a per-object loop that raised, by kind and error type (reported as Ready=Unknown).",
+    ["kind", "error"],
+    registry=REGISTRY,
+)
+
+
+def forget_resource(kind: str, namespace: str, name: str) -> None:
+    """Drop a deleted object's per-object series."""
+    try:
+        RESOURCE_READY.remove(kind, namespace, name)
+    except KeyError:
+        pass
