@@ -36,11 +36,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from fortress.adapters.kube import load_cluster
-from fortress.api import GROUP, KINDS, VERSION, KindInfo
+from fortress.adapters.kube import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    ENDPOINTS,
+    SERVICES,
+    ApiException,
+    BlockingKube,
+    Resource,
+    custom,
+    load_cluster,
+)
+from fortress.api import KINDS, KindInfo
+from fortress.core.conditions import READY, find
+from fortress.core.time import parse
 
 EXIT_OK, EXIT_NOT_READY, EXIT_USAGE, EXIT_API, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -69,62 +78,36 @@ class OwnedKind:
     """A built-in kind whose objects a Fortress resource may own."""
 
     kind: str
-    list_namespaced: Callable[[client.ApiClient, str], Any]
-    list_all: Callable[[client.ApiClient], Any]
-    summary: Callable[[Any], str]
+    resource: Resource
+    summary: Callable[[dict[str, Any]], str]
 
 
-def _deployment_summary(obj: Any) -> str:
-    status, spec = obj.status, obj.spec
-    return f"{(status.ready_replicas if status else 0) or 0}/{(spec.replicas if spec else 0) or 0} ready"
+def _deployment_summary(obj: dict[str, Any]) -> str:
+    status, spec = obj.get("status") or {}, obj.get("spec") or {}
+    return f"{status.get('readyReplicas') or 0}/{spec.get('replicas') or 0} ready"
 
 
-def _service_summary(obj: Any) -> str:
-    spec = obj.spec
-    if spec is None:
-        return "-"
-    return (
-        spec.type
-        if spec.type == "ExternalName"
-        else f"{spec.type or 'ClusterIP'} {spec.cluster_ip or ''}".strip()
-    )
+def _service_summary(obj: dict[str, Any]) -> str:
+    spec = obj.get("spec") or {}
+    kind = spec.get("type") or "ClusterIP"
+    return kind if kind == "ExternalName" else f"{kind} {spec.get('clusterIP') or ''}".strip()
 
 
-def _endpoints_summary(obj: Any) -> str:
-    count = sum(len(subset.addresses or []) for subset in obj.subsets or [])
+def _endpoints_summary(obj: dict[str, Any]) -> str:
+    count = sum(len(subset.get("addresses") or []) for subset in obj.get("subsets") or [])
     return f"{count} address{'es' if count != 1 else ''}"
 
 
-def _configmap_summary(obj: Any) -> str:
-    count = len(obj.data or {}) + len(obj.binary_data or {})
+def _configmap_summary(obj: dict[str, Any]) -> str:
+    count = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
     return f"{count} key{'s' if count != 1 else ''}"
 
 
 OWNED_KINDS: tuple[OwnedKind, ...] = (
-    OwnedKind(
-        "Deployment",
-        lambda api, ns: client.AppsV1Api(api).list_namespaced_deployment(ns),
-        lambda api: client.AppsV1Api(api).list_deployment_for_all_namespaces(),
-        _deployment_summary,
-    ),
-    OwnedKind(
-        "Service",
-        lambda api, ns: client.CoreV1Api(api).list_namespaced_service(ns),
-        lambda api: client.CoreV1Api(api).list_service_for_all_namespaces(),
-        _service_summary,
-    ),
-    OwnedKind(
-        "Endpoints",
-        lambda api, ns: client.CoreV1Api(api).list_namespaced_endpoints(ns),
-        lambda api: client.CoreV1Api(api).list_endpoints_for_all_namespaces(),
-        _endpoints_summary,
-    ),
-    OwnedKind(
-        "ConfigMap",
-        lambda api, ns: client.CoreV1Api(api).list_namespaced_config_map(ns),
-        lambda api: client.CoreV1Api(api).list_config_map_for_all_namespaces(),
-        _configmap_summary,
-    ),
+    OwnedKind("Deployment", DEPLOYMENTS, _deployment_summary),
+    OwnedKind("Service", SERVICES, _service_summary),
+    OwnedKind("Endpoints", ENDPOINTS, _endpoints_summary),
+    OwnedKind("ConfigMap", CONFIGMAPS, _configmap_summary),
 )
 
 
@@ -153,22 +136,8 @@ class Listing:
     warnings: list[str]
 
 
-def _parse_time(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    if isinstance(value, str) and value:
-        try:
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
-
-
 def _ready(obj: dict[str, Any]) -> dict[str, Any]:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition  # type: ignore[no-any-return]
-    return {}
+    return dict(find((obj.get("status") or {}).get("conditions"), READY) or {})
 
 
 def resource_row(info: KindInfo, obj: dict[str, Any]) -> dict[str, Any]:
@@ -204,21 +173,16 @@ def select_kinds(kind: str | None) -> list[KindInfo]:
 
 
 def collect(
-    api: client.ApiClient,
+    kube: BlockingKube,
     namespace: str | None,
     kinds: Sequence[KindInfo] = KINDS,
     name: str | None = None,
     owned: bool = True,
 ) -> Listing:
     """Read the Fortress resources (and, with ``owned``, the objects they own) and build the tree."""
-    custom = client.CustomObjectsApi(api)
     resources: list[Node] = []
     for info in kinds:
-        if namespace:
-            listing = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, info.plural)
-        else:
-            listing = custom.list_cluster_custom_object(GROUP, VERSION, info.plural)
-        items: list[dict[str, Any]] = dict(listing).get("items", [])  # type: ignore[call-overload]
+        items = kube.list(custom(info.group, info.version, info.plural), namespace or None)
         for obj in items:
             meta = obj.get("metadata") or {}
             if name and meta.get("name") != name:
@@ -230,7 +194,7 @@ def collect(
                     name=meta.get("name", ""),
                     uid=meta.get("uid", ""),
                     owners=tuple(ref.get("uid", "") for ref in meta.get("ownerReferences") or []),
-                    created=_parse_time(meta.get("creationTimestamp")),
+                    created=parse(meta.get("creationTimestamp")),
                     fortress=True,
                     row=resource_row(info, obj),
                 )
@@ -238,36 +202,34 @@ def collect(
     warnings: list[str] = []
     children: list[Node] = []
     if owned and resources:
-        children, warnings = _owned_objects(api, namespace, {node.uid for node in resources})
+        children, warnings = _owned_objects(kube, namespace, {node.uid for node in resources})
     return build_tree(resources, children, warnings)
 
 
-def _owned_objects(
-    api: client.ApiClient, namespace: str | None, uids: set[str]
-) -> tuple[list[Node], list[str]]:
+def _owned_objects(kube: BlockingKube, namespace: str | None, uids: set[str]) -> tuple[list[Node], list[str]]:
     found: list[Node] = []
     warnings: list[str] = []
     for kind in OWNED_KINDS:
         try:
-            listing = kind.list_namespaced(api, namespace) if namespace else kind.list_all(api)
+            listing = kube.list(kind.resource, namespace or None)
         except ApiException as error:
             if error.status in (403, 404):
                 warnings.append(f"cannot list {kind.kind} objects ({error.status} {error.reason}): not shown")
                 continue
             raise
-        for obj in listing.items or []:
-            meta = obj.metadata
-            owners = tuple(ref.uid for ref in meta.owner_references or [])
+        for obj in listing:
+            meta = obj.get("metadata") or {}
+            owners = tuple(ref.get("uid", "") for ref in meta.get("ownerReferences") or [])
             if not set(owners) & uids:
                 continue
             found.append(
                 Node(
                     kind=kind.kind,
-                    namespace=meta.namespace or "",
-                    name=meta.name or "",
-                    uid=meta.uid or "",
+                    namespace=meta.get("namespace") or "",
+                    name=meta.get("name") or "",
+                    uid=meta.get("uid") or "",
                     owners=owners,
-                    created=_parse_time(meta.creation_timestamp),
+                    created=parse(meta.get("creationTimestamp")),
                     fortress=False,
                     summary=kind.summary(obj),
                 )
@@ -496,10 +458,10 @@ def _get(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     namespace = None if args.all_namespaces else args.namespace
     try:
         cluster = load_cluster(args.kubeconfig, args.context)
-        with client.ApiClient(cluster.configuration) as api:
+        with BlockingKube(cluster) as kube:
 
             def read() -> Listing:
-                return collect(api, namespace, kinds, args.name, owned=args.owned)
+                return collect(kube, namespace, kinds, args.name, owned=args.owned)
 
             if args.watch:
                 return watch(

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from fortress.adapters.postgres import redact
 from fortress.api.canaryrollout import INFO, CanaryRolloutSpec, CanaryRolloutStatus, StrategyType
 from fortress.api.common import API_VERSION
-from fortress.core.conditions import rfc3339
+from fortress.core.time import stamp as rfc3339
 from fortress.core.outcome import EventNote, Outcome, status_patch
 from fortress.core.validation import validate_spec
 from fortress.metrics import rollouts as metrics
