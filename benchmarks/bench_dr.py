@@ -35,9 +35,9 @@ from fortress.adapters.kube import load_cluster
 from fortress.devenv.emulator import EmulatorThread
 from fortress.devenv.kube import CRD_DIR, operator_running, write_kubeconfig
 from fortress.devenv.postgres import PgFactory, find_bindir
-from fortress.disaster import control
-from fortress.disaster.demo import apply_local_plan, delete_local_plan
-from fortress.disaster.localregions import (
+from fortress.dr import control
+from fortress.dr.demo import apply_local_plan, delete_local_plan
+from fortress.dr.localregions import (
     THREE_CLOUDS,
     local_dsn,
     start_clusters,
@@ -213,7 +213,7 @@ async def main(runs: int, scenarios: list[str], debug: str | None = None) -> int
     if debug:
         handler = logging.FileHandler(debug)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-        for name in ("fortress.disaster", "kopf.objects"):
+        for name in ("fortress.dr", "kopf.objects"):
             logger = logging.getLogger(name)
             logger.addHandler(handler)
             logger.setLevel(logging.DEBUG)

@@ -17,7 +17,7 @@ from types import ModuleType
 import fortress
 
 # Order in which subsystems run their demo steps and list their routes (others follow by name).
-PREFERRED_ORDER = ("ledger", "sharding", "disaster", "rollouts", "compliance", "synthetic")
+PREFERRED_ORDER = ("ledger", "sharding", "dr", "rollouts", "compliance", "synthetic")
 NOT_SUBSYSTEMS = {"api", "core", "adapters", "commands", "devenv", "http", "metrics"}
 
 

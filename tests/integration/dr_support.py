@@ -14,10 +14,10 @@ from kubernetes import client
 
 from fortress.adapters import migrations
 from fortress.api import GROUP, VERSION
-from fortress.disaster.check import Checker, CheckReport
-from fortress.disaster.demo import apply_local_plan
-from fortress.disaster.kube_actions import KubeActions
-from fortress.disaster.localregions import (
+from fortress.dr.check import Checker, CheckReport
+from fortress.dr.demo import apply_local_plan
+from fortress.dr.kube_actions import KubeActions
+from fortress.dr.localregions import (
     THREE_CLOUDS,
     start_clusters,
 )

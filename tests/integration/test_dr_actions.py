@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 
 from fortress.api.drplan import FencingMethod
-from fortress.disaster import actions
-from fortress.disaster.probe import probe
-from fortress.disaster.rejoin import RejoinError, rejoin
+from fortress.dr import actions
+from fortress.dr.probe import probe
+from fortress.dr.rejoin import RejoinError, rejoin
 from tests.support.postgres import PgCluster, PgFactory
 
 pytestmark = pytest.mark.postgres

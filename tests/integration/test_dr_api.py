@@ -13,8 +13,8 @@ from kubernetes import client
 
 from fortress.api import GROUP, VERSION
 from fortress.cli import main
-from fortress.disaster import api as dr_api
-from fortress.disaster.localregions import THREE_CLOUDS, plan_manifest, region_manifest
+from fortress.dr import api as dr_api
+from fortress.dr.localregions import THREE_CLOUDS, plan_manifest, region_manifest
 from fortress.http.app import create_app
 from fortress.http.auth import TokenStore
 from fortress.http.server import ApiConfig
@@ -179,7 +179,7 @@ async def test_service_is_pointed_at_one_region_only(
     kube_api: KubeTarget, k8s: client.ApiClient, namespace: str
 ) -> None:
     from fortress.api.drplan import PrimaryService
-    from fortress.disaster.kube_actions import KubeActions, ServiceError
+    from fortress.dr.kube_actions import KubeActions, ServiceError
 
     kube = KubeActions(await asyncio.to_thread(kube_api.cluster))
     try:

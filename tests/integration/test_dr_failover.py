@@ -18,10 +18,10 @@ import asyncpg
 import pytest
 from kubernetes import client
 
-from fortress.disaster.check import Checker
-from fortress.disaster.election import Action
-from fortress.disaster.localregions import local_dsn
-from fortress.disaster.rejoin import rejoin
+from fortress.dr.check import Checker
+from fortress.dr.election import Action
+from fortress.dr.localregions import local_dsn
+from fortress.dr.rejoin import rejoin
 from tests.integration.dr_support import A, B, C, DrEnv, Writer, catch_up, dr_env, is_in_recovery
 from tests.support.kubeapi import KubeTarget
 from tests.support.postgres import PgFactory

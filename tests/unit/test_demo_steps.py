@@ -9,7 +9,7 @@ import pytest
 from fortress import discovery
 from fortress.devenv.demo import run_demo, select_steps, subsystem_of
 
-STEPS = ["disaster", "ledger", "rollouts", "sharding"]
+STEPS = ["dr", "ledger", "rollouts", "sharding"]
 
 
 def test_every_step_when_none_is_named() -> None:
@@ -21,13 +21,13 @@ def test_named_steps_keep_the_demo_order() -> None:
 
 
 def test_an_unknown_step_is_refused_with_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match=r"no demo step ledgr; the steps are: disaster, ledger, rollouts"):
+    with pytest.raises(ValueError, match=r"no demo step ledgr; the steps are: dr, ledger, rollouts"):
         select_steps(STEPS, ["ledger", "ledgr"])
 
 
 def test_the_discovered_steps_are_the_subsystems_with_a_demo() -> None:
     names = [subsystem_of(module) for module in discovery.modules("demo")]
-    assert {"ledger", "sharding", "disaster", "rollouts"} <= set(names)
+    assert {"ledger", "sharding", "dr", "rollouts"} <= set(names)
 
 
 def test_run_demo_refuses_an_unknown_step_before_starting_anything() -> None:

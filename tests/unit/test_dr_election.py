@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fortress.api.drplan import DRPlanSpec, Operation
-from fortress.disaster.election import (
+from fortress.dr.election import (
     Action,
     Decision,
     LeaseView,
@@ -20,7 +20,7 @@ from fortress.disaster.election import (
     decide,
     ineligibility,
 )
-from fortress.disaster.topology import Observation, Probe, Role, build
+from fortress.dr.topology import Observation, Probe, Role, build
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 MB = 1024 * 1024

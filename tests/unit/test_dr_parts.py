@@ -7,19 +7,19 @@ import datetime as dt
 import pytest
 
 from fortress.api.drplan import FailoverRecord
-from fortress.disaster import lease
-from fortress.disaster.conninfo import (
+from fortress.dr import lease
+from fortress.dr.conninfo import (
     dsn_params,
     endpoint_of,
     format_conninfo,
     parse_conninfo,
     replication_conninfo,
 )
-from fortress.disaster.election import Action, Decision, RegionVerdict
-from fortress.disaster.handlers import restate
-from fortress.disaster.lease import LeaseAction, LeaseRecord
-from fortress.disaster.status import Executed, plan_outcome, plan_status, region_outcome, stamp
-from fortress.disaster.topology import Probe, ReplicaLag, Role, build, format_lsn, parse_lsn
+from fortress.dr.election import Action, Decision, RegionVerdict
+from fortress.dr.handlers import restate
+from fortress.dr.lease import LeaseAction, LeaseRecord
+from fortress.dr.status import Executed, plan_outcome, plan_status, region_outcome, stamp
+from fortress.dr.topology import Probe, ReplicaLag, Role, build, format_lsn, parse_lsn
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -332,7 +332,7 @@ def test_dr_metrics_are_exported() -> None:
 
 
 def test_an_abandoned_switchover_leaves_the_primary_unfenced_in_status() -> None:
-    from fortress.disaster.status import region_status
+    from fortress.dr.status import region_status
 
     verdicts = {"a": _verdict(fenced=True), "b": _verdict()}
     decision = Decision(Action.SWITCHOVER, "r", "a", verdicts, target="b", from_region="a")

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         metavar="SUBSYSTEM",
         help="run only this capability's demo step after the examples are Ready (repeatable), "
-        "e.g. ledger, sharding, disaster, rollouts",
+        "e.g. ledger, sharding, dr, rollouts",
     )
     parser.set_defaults(func=_run)
 

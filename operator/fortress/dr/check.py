@@ -23,10 +23,10 @@ from fortress.api.drplan import DRPlanSpec, FailoverRecord, Operation
 from fortress.api.drregion import INFO as REGION_INFO
 from fortress.api.drregion import DRRegionSpec
 from fortress.core.validation import validate_spec
-from fortress.disaster import actions, lease, probe
-from fortress.disaster.election import Action, Decision, LeaseView, PlanState, RegionState, decide
-from fortress.disaster.kube_actions import KubeActions, service_endpoint
-from fortress.disaster.status import (
+from fortress.dr import actions, lease, probe
+from fortress.dr.election import Action, Decision, LeaseView, PlanState, RegionState, decide
+from fortress.dr.kube_actions import KubeActions, service_endpoint
+from fortress.dr.status import (
     Executed,
     Note,
     parse_stamp,
@@ -35,10 +35,10 @@ from fortress.disaster.status import (
     region_status,
     stamp,
 )
-from fortress.disaster.topology import Observation, Probe, Role, Topology, build, format_lsn
-from fortress.metrics import disaster as metrics
+from fortress.dr.topology import Observation, Probe, Role, Topology, build, format_lsn
+from fortress.metrics import dr as metrics
 
-log = logging.getLogger("fortress.disaster")
+log = logging.getLogger("fortress.dr")
 SECRET_TTL = 10.0  # seconds a region's DSN is reused before its Secret is read again
 Clock = Callable[[], dt.datetime]
 

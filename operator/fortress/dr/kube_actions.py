@@ -21,7 +21,7 @@ from fortress.api import GROUP, VERSION
 from fortress.api.drplan import INFO as PLAN_INFO
 from fortress.api.drplan import PrimaryService, ServiceMode
 from fortress.api.drregion import INFO as REGION_INFO
-from fortress.disaster.lease import LeaseRecord
+from fortress.dr.lease import LeaseRecord
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "fortress"}
 PORT_NAME = "postgres"

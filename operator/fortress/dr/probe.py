@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from fortress.disaster.conninfo import parse_conninfo
-from fortress.disaster.topology import Probe, ReplicaLag, parse_lsn
+from fortress.dr.conninfo import parse_conninfo
+from fortress.dr.topology import Probe, ReplicaLag, parse_lsn
 
 STATE_SQL = """
 SELECT pg_is_in_recovery() AS in_recovery,

@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from fortress.api.common import parse_duration
 from fortress.api.drplan import DRPlanSpec, FailoverMode, Operation, RequestType
-from fortress.disaster.topology import Observation, Role, Topology
+from fortress.dr.topology import Observation, Role, Topology
 
 
 class Action(StrEnum):

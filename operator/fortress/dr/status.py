@@ -17,8 +17,8 @@ from typing import Any
 from fortress.api.drplan import FailoverRecord, Operation
 from fortress.core.conditions import READY, find
 from fortress.core.outcome import ConditionUpdate, Outcome, status_patch
-from fortress.disaster.election import Action, Decision, RegionState, RegionVerdict
-from fortress.disaster.topology import Observation, Role, Topology, format_lsn
+from fortress.dr.election import Action, Decision, RegionState, RegionVerdict
+from fortress.dr.topology import Observation, Role, Topology, format_lsn
 
 
 def stamp(moment: dt.datetime) -> str:
@@ -312,7 +312,7 @@ def region_status(
 
 def region_state(name: str, spec: Any, status: Mapping[str, Any], endpoint: str) -> RegionState:
     """A region's recorded state, from its validated spec and its status as last written."""
-    from fortress.disaster.topology import parse_lsn
+    from fortress.dr.topology import parse_lsn
 
     def lsn(key: str) -> int | None:
         try:

@@ -19,8 +19,8 @@ from kubernetes.client.exceptions import ApiException
 
 from fortress.adapters import migrations
 from fortress.api import GROUP, VERSION
-from fortress.disaster import control
-from fortress.disaster.localregions import (
+from fortress.dr import control
+from fortress.dr.localregions import (
     THREE_CLOUDS,
     local_dsn,
     plan_manifest,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fortress.disaster.conninfo import dsn_params, format_conninfo
+from fortress.dr.conninfo import dsn_params, format_conninfo
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 """Runs a PostgreSQL tool: ``run(["pg_rewind", ...], check=False)`` (argv[0] resolved in the bindir)."""

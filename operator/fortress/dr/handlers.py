@@ -23,8 +23,8 @@ from fortress.api.drregion import DRRegionSpec
 from fortress.core.conditions import READY, find
 from fortress.core.outcome import INVALID_SPEC, Outcome
 from fortress.core.reconciler import Reconciler, ReconcileRequest
-from fortress.disaster.check import Checker, forget_metrics, run_checks
-from fortress.disaster.kube_actions import KubeActions
+from fortress.dr.check import Checker, forget_metrics, run_checks
+from fortress.dr.kube_actions import KubeActions
 
 KIND = PLAN_INFO.kind
 

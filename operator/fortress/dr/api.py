@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from fortress.api.common import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN
-from fortress.disaster import control
+from fortress.dr import control
 from fortress.http.auth import Scope
 from fortress.http.errors import bad_request, conflict, not_found, unavailable, unprocessable
 from fortress.http.routing import Route

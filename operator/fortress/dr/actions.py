@@ -18,10 +18,10 @@ from typing import Any
 import asyncpg
 
 from fortress.api.drplan import FencingMethod
-from fortress.disaster.conninfo import parse_conninfo, replication_conninfo
-from fortress.disaster.election import caught_up
-from fortress.disaster.probe import connect
-from fortress.disaster.topology import parse_lsn
+from fortress.dr.conninfo import parse_conninfo, replication_conninfo
+from fortress.dr.election import caught_up
+from fortress.dr.probe import connect
+from fortress.dr.topology import parse_lsn
 
 Clock = Callable[[], dt.datetime]
 
