@@ -32,16 +32,18 @@ from kubernetes import client
 
 from fortress.adapters import migrations
 from fortress.adapters.kube import load_cluster
-from fortress.devenv.emulator import EmulatorThread
-from fortress.devenv.kube import CRD_DIR, operator_running, write_kubeconfig
-from fortress.devenv.postgres import PgFactory, find_bindir
+from fortress.adapters.pgbin import find_bindir
 from fortress.dr import control
-from fortress.dr.demo import apply_local_plan, delete_local_plan
-from fortress.dr.localregions import (
+from fortress_dev.emulator import EmulatorThread
+from fortress_dev.kube import CRD_DIR, operator_running, write_kubeconfig
+from fortress_dev.localregions import (
     THREE_CLOUDS,
+    apply_local_plan,
+    delete_local_plan,
     local_dsn,
     start_clusters,
 )
+from fortress_dev.postgres import PgFactory
 
 CHECK_INTERVAL, THRESHOLD = "2s", 3
 CLAIM_RTO, CLAIM_RPO = 165.0, 35.0  # the original platform design: RTO 2 m 45 s, RPO 35 s

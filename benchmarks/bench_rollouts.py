@@ -8,7 +8,7 @@ present (``--api auto``, the default, or ``--api controlplane``), else (or with 
 the in-memory emulator. Neither runs controllers, so Deployment availability is simulated, as a
 Deployment controller would report it. On the control plane the Gateway API's HTTPRoute is the
 minimal CRD the tests use (``tests/integration/rollouts/data``). The emulator carries two fixes
-proposed for fortress.devenv.emulator: kmock's reaction matching made O(1) (it rescans every past
+proposed for fortress_dev.emulator: kmock's reaction matching made O(1) (it rescans every past
 request on each request) and list/watch verbs on the built-in resources (so the operator's Deployment
 watch works): see ``BenchEmulator``.
 
@@ -50,16 +50,16 @@ from kubernetes import client
 
 from fortress.adapters.kube import load_cluster
 from fortress.api import GROUP, VERSION
-from fortress.devenv import emulator as emu
-from fortress.devenv.kube import CRD_DIR, install_crds, write_kubeconfig
 from fortress.paths import repo_root
 from fortress.rollouts.analysis import Target, render
 from fortress.rollouts.analysis import checks as analysis_checks
-from fortress.rollouts.demo import AvailabilitySimulator
 from fortress.rollouts.model import template_hash
-from fortress.rollouts.promlab import PrometheusProcess, SampleApp, free_port, prometheus_binary
 from fortress.rollouts.traffic.gatewayapi import weights_of
 from fortress.rollouts.traffic.nginx import weight_of
+from fortress_dev import emulator as emu
+from fortress_dev.deployments import AvailabilitySimulator
+from fortress_dev.kube import CRD_DIR, install_crds, write_kubeconfig
+from fortress_dev.promlab import PrometheusProcess, SampleApp, free_port, prometheus_binary
 
 PLURAL = "canaryrollouts"
 ROUTERS = ("replicas", "nginx", "gatewayAPI")
@@ -588,7 +588,7 @@ def serve_emulator(url_file: str) -> int:
 @contextlib.contextmanager
 def kubernetes_api(choice: str, workdir: Path) -> Iterator[tuple[str, Path]]:
     """(flavour, kubeconfig) of the API the operator and the benchmark use, until the block exits."""
-    from fortress.devenv.controlplane import ControlPlane, binaries_present
+    from fortress_dev.controlplane import ControlPlane, binaries_present
 
     if choice == "controlplane" or (choice == "auto" and binaries_present()):
         plane = ControlPlane(workdir / "controlplane")

@@ -15,10 +15,10 @@ from kubernetes import client
 from fortress.adapters import migrations
 from fortress.api import GROUP, VERSION
 from fortress.dr.check import Checker, CheckReport
-from fortress.dr.demo import apply_local_plan
 from fortress.dr.kube_actions import KubeActions
-from fortress.dr.localregions import (
+from fortress_dev.localregions import (
     THREE_CLOUDS,
+    apply_local_plan,
     start_clusters,
 )
 from tests.support.kubeapi import KubeTarget

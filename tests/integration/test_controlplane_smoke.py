@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fortress.devenv.controlplane import ControlPlane, binaries_present
 from fortress.paths import repo_root
+from fortress_dev.controlplane import ControlPlane, binaries_present
 
 pytestmark = pytest.mark.skipif(
     not binaries_present(), reason="control plane binaries not built: run `make controlplane`"

@@ -14,10 +14,10 @@ from kubernetes import client
 from fortress.api import GROUP, VERSION
 from fortress.cli import main
 from fortress.dr import api as dr_api
-from fortress.dr.localregions import THREE_CLOUDS, plan_manifest, region_manifest
 from fortress.http.app import create_app
 from fortress.http.auth import TokenStore
 from fortress.http.server import ApiConfig
+from fortress_dev.localregions import THREE_CLOUDS, plan_manifest, region_manifest
 from tests.support.kubeapi import KubeTarget
 
 TOKENS = TokenStore([("reader", "r", ["read"]), ("writer", "w", ["write"]), ("boss", "a", ["admin"])])

@@ -20,8 +20,8 @@ from kubernetes import client
 
 from fortress.dr.check import Checker
 from fortress.dr.election import Action
-from fortress.dr.localregions import local_dsn
 from fortress.dr.rejoin import rejoin
+from fortress_dev.localregions import local_dsn
 from tests.integration.dr_support import A, B, C, DrEnv, Writer, catch_up, dr_env, is_in_recovery
 from tests.support.kubeapi import KubeTarget
 from tests.support.postgres import PgFactory

@@ -15,7 +15,7 @@ import pytest
 
 from fortress.adapters import migrations as m
 from fortress.commands import migrate as cli
-from fortress.devenv.postgres import PgCluster
+from fortress_dev.postgres import PgCluster
 
 pytestmark = pytest.mark.postgres
 

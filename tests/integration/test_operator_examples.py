@@ -12,9 +12,9 @@ import yaml
 from kubernetes import client
 
 from fortress.api import BY_KIND, GROUP, VERSION
-from fortress.devenv import backends
 from fortress.paths import examples_dir
-from fortress.rollouts.demo import simulated_availability
+from fortress_dev import backends
+from fortress_dev.deployments import simulated_availability
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 
 

@@ -8,7 +8,7 @@ import socket
 import asyncpg
 import pytest
 
-from fortress.devenv.postgres import PgCluster, PgFactory
+from fortress_dev.postgres import PgCluster, PgFactory
 
 pytestmark = pytest.mark.postgres
 

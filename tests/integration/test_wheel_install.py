@@ -113,7 +113,42 @@ def test_the_wheel_carries_migrations_and_crds(wheel: Path) -> None:
     assert sql == {p.name for p in (ROOT / "migrations").glob("*.sql")}
     assert crds == {p.name for p in (ROOT / "crds").glob("*.yaml")}
     assert "fortress/py.typed" in names
-    assert not [n for n in names if n.startswith(("tests/", "fortress/devenv/__pycache__"))]
+    assert not [n for n in names if n.startswith("tests/")]
+
+
+# Development code that lives in devtools/ (fortress_dev), and module paths from before the move.
+NOT_SHIPPED = (
+    "fortress_dev",
+    "fortress.devenv",
+    "fortress.rollouts.promlab",
+    "fortress.dr.localregions",
+    "fortress.disaster",
+    "fortress.ledger.demo",
+    "fortress.sharding.demo",
+    "fortress.dr.demo",
+    "fortress.rollouts.demo",
+)
+
+
+def test_the_wheel_carries_no_dev_tools(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [n for n in names if n.startswith("fortress_dev/") or n.endswith("/demo.py")]
+
+
+def test_the_dev_tools_are_not_importable_from_the_wheel(installed: Path, tmp_path: Path) -> None:
+    probe = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ModuleNotFoundError:\n"
+        "        continue\n"
+        "    print(name)\n"
+    )
+    importable = _run([str(installed / "python"), "-c", probe, *NOT_SHIPPED], cwd=tmp_path).stdout.split()
+    assert importable == []
+    commands = _run([str(installed / "fortress"), "--help"], cwd=tmp_path).stdout
+    assert "migrate" in commands and "demo" not in commands  # `fortress demo` comes with the dev tools
 
 
 def test_the_console_scripts_run_from_a_fresh_environment(installed: Path, tmp_path: Path) -> None:

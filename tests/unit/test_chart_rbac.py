@@ -107,7 +107,6 @@ def test_the_api_component_is_told_apart_from_the_operator() -> None:
     assert rbac._component(rbac.Path("ledger/handlers.py")) == "operator"
     assert rbac._component(rbac.Path("plugin.py")) is None  # runs as the kubectl user
     assert rbac._component(rbac.Path("commands/rollout.py")) is None
-    assert rbac._component(rbac.Path("sharding/demo.py")) is None  # runs in `fortress demo`
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from fortress import discovery
-from fortress.devenv.demo import run_demo, select_steps, subsystem_of
+from fortress_dev.demo.runner import run_demo, select_steps, step_modules, step_name
 
 STEPS = ["dr", "ledger", "rollouts", "sharding"]
 
@@ -25,9 +24,14 @@ def test_an_unknown_step_is_refused_with_the_valid_ones() -> None:
         select_steps(STEPS, ["ledger", "ledgr"])
 
 
-def test_the_discovered_steps_are_the_subsystems_with_a_demo() -> None:
-    names = [subsystem_of(module) for module in discovery.modules("demo")]
-    assert {"ledger", "sharding", "dr", "rollouts"} <= set(names)
+def test_disaster_is_still_accepted_for_dr() -> None:
+    assert select_steps(STEPS, ["disaster"]) == ["dr"]
+
+
+def test_the_steps_are_the_modules_of_the_demo_package_in_the_subsystems_order() -> None:
+    names = [step_name(module) for module in step_modules()]
+    assert names[:4] == ["ledger", "sharding", "dr", "rollouts"]
+    assert "runner" not in names
 
 
 def test_run_demo_refuses_an_unknown_step_before_starting_anything() -> None:

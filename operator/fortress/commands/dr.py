@@ -115,7 +115,7 @@ def _rejoin(args: argparse.Namespace) -> int:
     if not args.source_dsn:
         print("error: --source-dsn (or FORTRESS_SOURCE_DSN) is required", file=sys.stderr)
         return EXIT_USAGE
-    from fortress.devenv.postgres import find_bindir
+    from fortress.adapters.pgbin import find_bindir
     from fortress.dr.rejoin import RejoinError, bindir_runner, rejoin
 
     bindir = args.bindir or find_bindir()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fortress.adapters.pgbin import pid_exists
 from fortress.dr.conninfo import dsn_params, format_conninfo
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -90,7 +91,7 @@ def rejoin(
         raise RejoinError(f"{datadir} is not a PostgreSQL data directory")
     if (datadir / "postmaster.pid").exists():
         pid_line = (datadir / "postmaster.pid").read_text().split("\n", 1)[0].strip()
-        if pid_line.isdigit() and _alive(int(pid_line)):
+        if pid_line.isdigit() and pid_exists(int(pid_line)):
             raise RejoinError(f"the server in {datadir} is running (pid {pid_line}): stop it first")
     conninfo = source_conninfo(source_dsn, application_name)
     # pg_rewind reads the source's timeline from pg_control, which a fresh promotion updates only at
@@ -120,13 +121,3 @@ def rejoin(
     return RejoinResult(
         "pg_basebackup", f"re-cloned (pg_rewind: {why.splitlines()[-1] if why else 'failed'})"
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

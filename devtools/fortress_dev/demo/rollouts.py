@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -26,10 +25,9 @@ from kubernetes.client.exceptions import ApiException
 from fortress.api import GROUP, VERSION
 from fortress.commands.rollout import send
 from fortress.rollouts import store
-from fortress.rollouts.kubeio import DEPLOYMENTS, KubeIO
-from fortress.rollouts.model import LABEL_MANAGED_BY, MANAGED_BY, template_hash
-from fortress.rollouts.promlab import PrometheusProcess, SampleApp, prometheus_binary
-from fortress.rollouts.workload import simulated_status
+from fortress.rollouts.model import template_hash
+from fortress_dev.deployments import simulated_availability
+from fortress_dev.promlab import PrometheusProcess, SampleApp, prometheus_binary
 
 NAME = "storefront"
 PLURAL = "canaryrollouts"
@@ -328,87 +326,3 @@ async def _run(
 
 async def ctx_pool(ctx: Any) -> Any:
     return await asyncpg.create_pool(ctx.dsn, min_size=1, max_size=2)
-
-
-# ---- Deployment availability for Kubernetes APIs without a Deployment controller ------------------
-#
-# The in-memory emulator and a bare kube-apiserver + etcd run no controllers: a Deployment never gets
-# pods, so status.availableReplicas stays empty and a release would wait forever. The simulator below
-# patches the status of the rollouts' Deployments (label app.kubernetes.io/managed-by=fortress) as a
-# Deployment controller would once every pod is available. It serves the demo, the tests and the
-# benchmarks, which say so when they use it; it lives in this module because demo code runs with the
-# user's credentials, never the operator's (fortress.rbac): the operator never writes Deployment
-# status. Never point it at a real cluster, whose controller writes that status itself.
-
-log = logging.getLogger("fortress.rollouts.simulate")
-
-
-class AvailabilitySimulator:
-    """Marks the rollouts' Deployments in one namespace available, ``delay`` seconds after each change."""
-
-    def __init__(
-        self,
-        api: client.ApiClient,
-        namespace: str,
-        *,
-        interval: float = 0.25,
-        delay: float = 0.0,
-        hold: Callable[[str], bool] | None = None,
-    ) -> None:
-        self.io = KubeIO(api)
-        self.namespace = namespace
-        self.interval = interval
-        self.delay = delay
-        self.hold = hold or (lambda _name: False)
-        self.patched = 0
-        self._seen: dict[tuple[str, Any], float] = {}
-
-    async def sync_once(self) -> int:
-        """Patch every managed Deployment whose status lags its spec; the number patched."""
-        patched = 0
-        items = await self.io.list(DEPLOYMENTS, self.namespace, {LABEL_MANAGED_BY: MANAGED_BY})
-        now = time.monotonic()
-        for obj in items:
-            meta = obj.get("metadata") or {}
-            name = str(meta.get("name"))
-            if self.hold(name):
-                continue
-            wanted = simulated_status(obj)
-            key = (name, (meta.get("generation"), wanted["replicas"]))
-            first = self._seen.setdefault(key, now)
-            if now - first < self.delay:
-                continue
-            current = obj.get("status") or {}
-            if all(current.get(k) == v for k, v in wanted.items()):
-                continue
-            await self.io.patch(DEPLOYMENTS, self.namespace, name, {"status": wanted}, subresource="status")
-            patched += 1
-        self.patched += patched
-        return patched
-
-    async def run(self, stop: asyncio.Event) -> None:
-        last_error = ""
-        while not stop.is_set():
-            try:
-                await self.sync_once()
-            except Exception as error:  # retried on the next pass; said once per distinct error
-                if str(error) != last_error:
-                    log.warning("availability simulator, namespace %s: %s", self.namespace, error)
-                last_error = str(error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
-
-
-@contextlib.asynccontextmanager
-async def simulated_availability(
-    api: client.ApiClient, namespace: str, **options: Any
-) -> AsyncIterator[AvailabilitySimulator]:
-    """Run an ``AvailabilitySimulator`` for the duration of the block."""
-    simulator = AvailabilitySimulator(api, namespace, **options)
-    stop = asyncio.Event()
-    task = asyncio.create_task(simulator.run(stop))
-    try:
-        yield simulator
-    finally:
-        stop.set()
-        await task

@@ -8,9 +8,13 @@ functions are synchronous (processes, files): call them through ``asyncio.to_thr
 from __future__ import annotations
 
 import base64
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from fortress.api import GROUP, VERSION
 
@@ -121,3 +125,36 @@ def region_manifest(
             "endpoint": {"host": host or region.host, "port": port},
         },
     }
+
+
+def apply_local_plan(
+    api: client.ApiClient,
+    namespace: str,
+    clusters: Mapping[str, Any],
+    *,
+    plan: str,
+    secret: str,
+    **plan_options: Any,
+) -> None:
+    """Create the regions' Secret, the DRPlan (``plan_manifest`` options) and a DRRegion per cloud
+    of ``THREE_CLOUDS`` whose cluster is in ``clusters`` (blocking: call through asyncio.to_thread)."""
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    dsns = {key: cluster.dsn() for key, cluster in clusters.items()}
+    core.create_namespaced_secret(namespace, cast(Any, secret_manifest(secret, namespace, dsns)))
+    body = plan_manifest(plan, namespace, **plan_options)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "drplans", body)
+    for region in THREE_CLOUDS:
+        manifest = region_manifest(plan, namespace, region, secret, clusters[region.key].port)
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "drregions", manifest)
+
+
+def delete_local_plan(api: client.ApiClient, namespace: str, plan: str) -> None:
+    """Delete the regions, then the plan (which stops the operator's checks of them); absent is fine."""
+    custom = client.CustomObjectsApi(api)
+    for region in THREE_CLOUDS:
+        with contextlib.suppress(ApiException):
+            custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "drregions", f"{plan}-{region.key}"
+            )
+    with contextlib.suppress(ApiException):
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "drplans", plan)

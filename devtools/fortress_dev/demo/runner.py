@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import importlib
+import pkgutil
 import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, cast
 
 import yaml
@@ -24,11 +27,13 @@ from fortress import discovery
 from fortress.adapters import migrations
 from fortress.adapters.kube import Cluster, load_cluster
 from fortress.api import BY_KIND, GROUP, VERSION
-from fortress.devenv import backends
-from fortress.devenv.kube import CRD_DIR, install_crds, operator_running, write_kubeconfig
 from fortress.paths import examples_dir
+from fortress_dev import backends
+from fortress_dev.kube import CRD_DIR, install_crds, operator_running, write_kubeconfig
 
 NAMESPACE = "fortress-demo"
+# Former step names ``--only`` still accepts, for one more release (``disaster`` became ``dr``).
+STEP_ALIASES = {"disaster": "dr"}
 Printer = Callable[[str], None]
 
 
@@ -39,7 +44,7 @@ class DemoContext:
     namespace: str
     api: client.ApiClient
     cluster: Cluster
-    pg_factory: Any  # fortress.devenv.postgres.PgFactory
+    pg_factory: Any  # fortress_dev.postgres.PgFactory
     dsn: str  # the main, migrated database
     say: Printer
     secrets: dict[str, dict[str, str]] = field(
@@ -72,7 +77,7 @@ async def kubernetes_api(kubeconfig: str | None, workdir: Path, say: Printer) ->
         await asyncio.to_thread(_install_crds, cluster)
         yield cluster
         return
-    from fortress.devenv import controlplane
+    from fortress_dev import controlplane
 
     if controlplane.binaries_present():
         plane = controlplane.ControlPlane(workdir / "controlplane")
@@ -86,7 +91,7 @@ async def kubernetes_api(kubeconfig: str | None, workdir: Path, say: Printer) ->
         finally:
             await asyncio.to_thread(plane.stop)
         return
-    from fortress.devenv.emulator import EmulatorThread
+    from fortress_dev.emulator import EmulatorThread
 
     emulator = EmulatorThread(CRD_DIR)
     server = await asyncio.to_thread(emulator.start)
@@ -162,16 +167,28 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def subsystem_of(module: Any) -> str:
-    """``fortress.ledger.demo`` -> ``ledger``."""
-    return str(module.__name__).split(".")[1]
+def step_modules() -> list[ModuleType]:
+    """Every step module of this package (all but the runner), in the subsystems' order."""
+    import fortress_dev.demo as package
+
+    names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "runner"]
+    ranked = {name: index for index, name in enumerate(discovery.PREFERRED_ORDER)}
+    names.sort(key=lambda name: (ranked.get(name, len(ranked)), name))
+    return [importlib.import_module(f"{package.__name__}.{name}") for name in names]
+
+
+def step_name(module: ModuleType) -> str:
+    """``fortress_dev.demo.ledger`` -> ``ledger``."""
+    return module.__name__.rsplit(".", 1)[-1]
 
 
 def select_steps(available: Sequence[str], only: Sequence[str]) -> list[str]:
     """The demo steps to run, in ``available`` order: all, or those named in ``only``.
 
-    Raises ValueError naming the valid steps when ``only`` names one that does not exist.
+    ``STEP_ALIASES`` are accepted for their step. Raises ValueError naming the valid steps when
+    ``only`` names one that does not exist.
     """
+    only = [STEP_ALIASES.get(name, name) for name in only]
     unknown = sorted(set(only) - set(available))
     if unknown:
         raise ValueError(f"no demo step {', '.join(unknown)}; the steps are: {', '.join(available)}")
@@ -185,13 +202,14 @@ async def run_demo(
     only: Sequence[str] = (),
 ) -> int:
     """Run the whole demo (the capability steps named in ``only``, when given); 0 on success."""
-    demos = {subsystem_of(module): module for module in discovery.modules("demo")}
+    demos = {step_name(module): module for module in step_modules()}
     try:
         steps = [demos[name] for name in select_steps(list(demos), only)]
     except ValueError as error:
         say(f"fortress demo --only: {error}")
         return 2
-    from fortress.devenv.postgres import PgFactory, find_bindir
+    from fortress.adapters.pgbin import find_bindir
+    from fortress_dev.postgres import PgFactory
 
     bindir = find_bindir()
     if bindir is None:
@@ -226,7 +244,7 @@ async def run_demo(
                 ):
                     # what a subsystem runs for the whole demo: ``environment(ctx)``, an async context
                     # manager (e.g. Deployment status where no controller writes it)
-                    for module in discovery.modules("demo"):
+                    for module in demos.values():
                         if hasattr(module, "environment"):
                             await environments.enter_async_context(module.environment(context))
                     say(f"operator running; applying {len(objects)} examples to namespace {NAMESPACE}")
@@ -239,7 +257,7 @@ async def run_demo(
                     if not_ready:
                         say(f"{len(not_ready)} of {len(rows)} not Ready after {wait_seconds:.0f}s")
                         return 1
-                    # each subsystem's demo module (fortress.discovery): async demo(ctx), raises on failure
+                    # each step module of this package: async demo(ctx), raises on failure
                     for module in steps:
                         await module.demo(context)
                 say(f"all {len(rows)} resources Ready after {time.monotonic() - started:.1f}s; stopping all")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from fortress.devenv.postgres import PgCluster, PgFactory
+from fortress_dev.postgres import PgCluster, PgFactory
 
 SHARD_KEYS = ("shard-a", "shard-b", "shard-c", "shard-d")
 REGION_KEYS = ("aws-us-east-1", "azure-eastus", "gcp-us-central1")  # the first is the primary

@@ -30,8 +30,9 @@ from typing import Any, Literal
 
 import asyncpg
 
+from fortress.adapters.pgbin import pid_alive, pid_exists
+
 SKIP_REASON = "PostgreSQL binaries (initdb, pg_ctl) not found: `make test` installs the postgresql package"
-BINDIR_ENV = "FORTRESS_PG_BINDIR"
 OS_USER = "postgres"
 SUPERUSER = "postgres"
 HOST = "127.0.0.1"
@@ -67,53 +68,12 @@ class PgError(RuntimeError):
     """A PostgreSQL command or cluster operation failed."""
 
 
-def find_bindir() -> Path | None:
-    """Locate the directory holding ``initdb`` and ``pg_ctl`` (env override, PATH, Debian layout)."""
-    candidates: list[Path] = []
-    if override := os.environ.get(BINDIR_ENV):
-        candidates.append(Path(override))
-    if initdb := shutil.which("initdb"):
-        candidates.append(Path(initdb).resolve().parent)
-    debian = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-        reverse=True,
-    )
-    candidates.extend(debian)
-    for bindir in candidates:
-        if all(os.access(bindir / tool, os.X_OK) for tool in ("initdb", "pg_ctl", "postgres")):
-            return bindir
-    return None
-
-
 def _format_setting(value: SettingValue) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, int | float):
         return str(value)
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie not yet reaped counts as dead)."""
-    if not _pid_exists(pid):
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _pid_exists(pid: int) -> bool:
-    """Whether ``pid`` names any process, zombies included (PostgreSQL's stale-lock test)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _children(pid: int) -> list[int]:
@@ -182,7 +142,7 @@ class PgCluster:
     def is_running(self) -> bool:
         """Whether the postmaster is alive."""
         pid = self.pid()
-        return pid is not None and _pid_alive(pid)
+        return pid is not None and pid_alive(pid)
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the server log, for error messages."""
@@ -209,7 +169,7 @@ class PgCluster:
         if self.is_running():
             return
         pid = self.pid()
-        if pid is not None and _pid_exists(pid):
+        if pid is not None and pid_exists(pid):
             # A crashed postmaster that init has not reaped yet: its lock file is stale.
             (self.datadir / "postmaster.pid").unlink(missing_ok=True)
         argv = ["pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w", "-t", str(int(timeout))]
@@ -232,17 +192,17 @@ class PgCluster:
     def kill9(self, timeout: float = 10) -> None:
         """SIGKILL the postmaster (a crash) and wait for it and its orphaned children to exit."""
         pid = self.pid()
-        if pid is None or not _pid_alive(pid):
+        if pid is None or not pid_alive(pid):
             return
         pids = [pid, *_children(pid)]
         os.kill(pid, signal.SIGKILL)
         # Backends notice the postmaster's death and exit; the next start needs them gone.
-        for straggler in _wait_for(pids, _pid_alive, timeout):
+        for straggler in _wait_for(pids, pid_alive, timeout):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(straggler, signal.SIGKILL)
-        _wait_for(pids, _pid_alive, timeout)
+        _wait_for(pids, pid_alive, timeout)
         # Orphans are reaped by init, not by us; until then PostgreSQL counts a zombie as running.
-        _wait_for(pids, _pid_exists, 2)
+        _wait_for(pids, pid_exists, 2)
 
     def promote(self, timeout: float = 60) -> None:
         """Promote a standby to primary and wait for the promotion to finish."""

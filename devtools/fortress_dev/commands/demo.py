@@ -1,4 +1,4 @@
-"""``fortress demo``: the local demo (needs the ``dev`` extra and PostgreSQL binaries)."""
+"""``fortress demo``: the local demo (a command of the dev tools; needs PostgreSQL binaries)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[],
         metavar="SUBSYSTEM",
         help="run only this capability's demo step after the examples are Ready (repeatable), "
-        "e.g. ledger, sharding, dr, rollouts",
+        "e.g. ledger, sharding, dr, rollouts (disaster: an alias of dr, accepted for one more release)",
     )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fortress.devenv.demo import run_demo
+    from fortress_dev.demo.runner import run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(logging.ERROR)

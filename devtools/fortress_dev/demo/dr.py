@@ -8,24 +8,20 @@ old primary, which stays read-only when it comes back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from fortress.adapters import migrations
 from fortress.api import GROUP, VERSION
 from fortress.dr import control
-from fortress.dr.localregions import (
+from fortress_dev.localregions import (
     THREE_CLOUDS,
+    apply_local_plan,
+    delete_local_plan,
     local_dsn,
-    plan_manifest,
-    region_manifest,
-    secret_manifest,
     start_clusters,
 )
 
@@ -166,36 +162,3 @@ class _Writer:
         self._stop.set()
         if self._task is not None:
             await self._task
-
-
-def apply_local_plan(
-    api: client.ApiClient,
-    namespace: str,
-    clusters: Mapping[str, Any],
-    *,
-    plan: str,
-    secret: str,
-    **plan_options: Any,
-) -> None:
-    """Create the regions' Secret, the DRPlan (``plan_manifest`` options) and a DRRegion per cloud
-    of ``THREE_CLOUDS`` whose cluster is in ``clusters`` (blocking: call through asyncio.to_thread)."""
-    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-    dsns = {key: cluster.dsn() for key, cluster in clusters.items()}
-    core.create_namespaced_secret(namespace, cast(Any, secret_manifest(secret, namespace, dsns)))
-    body = plan_manifest(plan, namespace, **plan_options)
-    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "drplans", body)
-    for region in THREE_CLOUDS:
-        manifest = region_manifest(plan, namespace, region, secret, clusters[region.key].port)
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "drregions", manifest)
-
-
-def delete_local_plan(api: client.ApiClient, namespace: str, plan: str) -> None:
-    """Delete the regions, then the plan (which stops the operator's checks of them); absent is fine."""
-    custom = client.CustomObjectsApi(api)
-    for region in THREE_CLOUDS:
-        with contextlib.suppress(ApiException):
-            custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, "drregions", f"{plan}-{region.key}"
-            )
-    with contextlib.suppress(ApiException):
-        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, "drplans", plan)
