@@ -17,7 +17,7 @@ watch works): see ``BenchEmulator``.
    goes from 0 to 50 %. Measured: from the first moment Prometheus answers the rollout's own
    error-rate query above the limit (the failing sample exists) to the moment the traffic objects
    read 100 % stable; from the error injection itself; and, inside the operator, from the failing
-   measurement to the traffic written (``fortress_rollout_rollback_latency_seconds``). Target < 2 s;
+   measurement to the traffic written (``fortress_rollouts_rollback_latency_seconds``). Target < 2 s;
    the original platform design claimed a 25 s rollback. Skipped, saying why, without the
    ``prometheus`` binary.
 2. Scale: N rollouts (2 pods each, two 1 s stages): time to release them all, the reconcile latency
@@ -67,6 +67,8 @@ TARGET_SECONDS, CLAIM_SECONDS = 2.0, 25.0
 MAX_ERROR_RATE = 0.05
 COMMAND = ".venv/bin/python -m benchmarks.bench_rollouts"
 GATEWAY_CRD_DIR = repo_root() / "tests" / "integration" / "rollouts" / "data"
+STEP_DURATION = "fortress_rollouts_step_duration_seconds"
+ROLLBACK_LATENCY = "fortress_rollouts_rollback_latency_seconds"
 
 
 _CURRENT: contextvars.ContextVar[Any] = contextvars.ContextVar("bench_emulator_request", default=None)
@@ -407,9 +409,7 @@ async def scale(bench: Bench, namespace: str, count: int, pid: int, metrics_port
         await asyncio.sleep(0.05)
     burst_total = time.monotonic() - burst_started
 
-    before = metric_sum(
-        await asyncio.to_thread(scrape, metrics_port), "fortress_rollout_step_duration_seconds"
-    )
+    before = metric_sum(await asyncio.to_thread(scrape, metrics_port), STEP_DURATION)
     cpu_before = cpu_seconds(pid)
     wave_started = time.monotonic()
     for name in names:
@@ -430,7 +430,7 @@ async def scale(bench: Bench, namespace: str, count: int, pid: int, metrics_port
     wave = time.monotonic() - wave_started
     cpu = cpu_seconds(pid) - cpu_before
     text = await asyncio.to_thread(scrape, metrics_port)
-    step_sum, step_count = metric_sum(text, "fortress_rollout_step_duration_seconds")
+    step_sum, step_count = metric_sum(text, STEP_DURATION)
     wave_steps = step_count - before[1]
     return {
         "wave_steps": int(wave_steps),
@@ -474,9 +474,7 @@ async def run(
             prometheus = PrometheusProcess([app.target], scrape_interval="1s")
             await asyncio.to_thread(prometheus.start)
             try:
-                before = metric_sum(
-                    await asyncio.to_thread(scrape, metrics_port), "fortress_rollout_rollback_latency_seconds"
-                )
+                before = metric_sum(await asyncio.to_thread(scrape, metrics_port), ROLLBACK_LATENCY)
                 for router in args.routers.split(","):
                     from_sample, from_injection = [], []
                     for i in range(args.repeats):
@@ -486,9 +484,7 @@ async def run(
                         from_sample.append(a)
                         from_injection.append(b)
                     rows.append((router, from_sample, from_injection))
-                after = metric_sum(
-                    await asyncio.to_thread(scrape, metrics_port), "fortress_rollout_rollback_latency_seconds"
-                )
+                after = metric_sum(await asyncio.to_thread(scrape, metrics_port), ROLLBACK_LATENCY)
                 inside = (after[0] - before[0], after[1] - before[1])
             finally:
                 await asyncio.to_thread(prometheus.stop)

@@ -58,15 +58,13 @@ async def test_liveness_and_metrics(kube_api: KubeTarget, k8s: client.ApiClient,
         text = ""
         for _ in range(600):
             text = await scrape()
-            if 'fortress_invalid_specs_total{kind="ComplianceScan"}' in text:
+            if 'fortress_operator_invalid_specs_total{kind="ComplianceScan"}' in text:
                 break
             await asyncio.sleep(0.1)
-        assert 'fortress_reconciles_total{kind="ComplianceScan",result="invalid"}' in text
-        assert (
-            f'fortress_resource_ready{{kind="ComplianceScan",name="probe",namespace="{namespace}"}} 0.0'
-            in text
-        )
-        assert "fortress_reconcile_duration_seconds_bucket" in text
+        assert 'fortress_operator_reconciles_total{kind="ComplianceScan",result="invalid"}' in text
+        labels = f'kind="ComplianceScan",name="probe",namespace="{namespace}"'
+        assert f"fortress_operator_resource_ready{{{labels}}} 0.0" in text
+        assert "fortress_operator_reconcile_duration_seconds_bucket" in text
     # the metrics port is closed once the operator stops
     with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
         sock.connect(("127.0.0.1", metrics_port))

@@ -118,13 +118,13 @@ async def test_stale_reads_go_to_a_replica(pg_factory: PgFactory, shards: dict[s
             await replica.wait_for_replay(lsn)
             before = (
                 metrics.REGISTRY.get_sample_value(
-                    "sharding_queries_total", {"shard_id": "shard-a", "op": "get_replica"}
+                    "fortress_sharding_queries_total", {"shard_id": "shard-a", "op": "get_replica"}
                 )
                 or 0.0
             )
             assert (await router.get("r", allow_stale=True)).value == {"v": 1}
             after = metrics.REGISTRY.get_sample_value(
-                "sharding_queries_total", {"shard_id": "shard-a", "op": "get_replica"}
+                "fortress_sharding_queries_total", {"shard_id": "shard-a", "op": "get_replica"}
             )
             assert after == before + 1
             await asyncio.to_thread(replica.stop, "immediate")
@@ -159,7 +159,8 @@ async def test_one_shard_down_opens_its_circuit_and_the_others_keep_serving(pg_f
         assert any(isinstance(e, CircuitOpen) for e in errors[3:])
         assert "circuit is open" in str(errors[-1]) and errors[-1].shard_id == "shard-c"
         assert router.circuit_state("shard-c") is State.OPEN
-        assert metrics.REGISTRY.get_sample_value("sharding_circuit_state", {"shard_id": "shard-c"}) == 2
+        circuit = {"shard_id": "shard-c"}
+        assert metrics.REGISTRY.get_sample_value("fortress_sharding_circuit_state", circuit) == 2
         # every other shard keeps serving reads and writes
         for shard in ("shard-a", "shard-b", "shard-d"):
             for key in keys[shard]:

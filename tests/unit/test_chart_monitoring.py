@@ -167,9 +167,9 @@ def test_dashboard_config_map_carries_the_dashboard() -> None:
 PROMQL: list[tuple[str, set[str], dict[str, set[str]], set[str]]] = [
     ('up{job="x"} == 0', {"up"}, {"up": {"job"}}, set()),
     (
-        'sum by (kind) (rate(fortress_reconciles_total{result="error", kind=~"A|B"}[5m])) > 0',
-        {"fortress_reconciles_total"},
-        {"fortress_reconciles_total": {"result", "kind"}},
+        'sum by (kind) (rate(fortress_operator_reconciles_total{result="error", kind=~"A|B"}[5m])) > 0',
+        {"fortress_operator_reconciles_total"},
+        {"fortress_operator_reconciles_total": {"result", "kind"}},
         {"kind"},
     ),
     (
@@ -215,3 +215,16 @@ def test_metrics_reference_lists_every_exported_family() -> None:
     for family in assets.metrics.REGISTRY.collect():
         name = f"{family.name}_total" if family.type == "counter" else family.name
         assert f"| `{name}` | {family.type} |" in text, name
+
+
+def test_every_metric_is_named_fortress_then_its_component() -> None:
+    """``fortress_<component>_...``: operator, api, or the subsystem package that exports it."""
+    from fortress import discovery
+
+    components = {"operator", "api", *discovery.subsystems()}
+    misnamed = [
+        family.name
+        for family in assets.metrics.REGISTRY.collect()
+        if family.name.split("_")[0] != "fortress" or family.name.split("_")[1] not in components
+    ]
+    assert misnamed == []

@@ -326,8 +326,18 @@ def test_dr_metrics_are_exported() -> None:
     from fortress import metrics
 
     names = metrics.exported_names()
-    expected = {"replication_lag_seconds", "replication_lag_bytes", "dr_region_healthy", "dr_failovers_total",
-                "dr_last_failover_rto_seconds", "dr_last_failover_rpo_bytes", "dr_checks_total"}  # fmt: skip
+    expected = {
+        f"fortress_dr_{name}"
+        for name in (
+            "replication_lag_seconds",
+            "replication_lag_bytes",
+            "region_healthy",
+            "failovers_total",
+            "last_failover_rto_seconds",
+            "last_failover_rpo_bytes",
+            "checks_total",
+        )
+    }
     assert {n for n in expected if n not in names and n.removesuffix("_total") not in names} == set()
 
 
