@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from kubernetes import client
 
-from tests.integration.dr_support import A, B, C, DrEnv, dr_env
+from tests.integration.dr.support import A, B, C, DrEnv, dr_env
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 from tests.support.postgres import PgFactory
 

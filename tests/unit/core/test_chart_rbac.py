@@ -10,7 +10,7 @@ import yaml
 
 from fortress import assets, rbac
 from fortress.api import GROUP
-from tests.unit.test_chart import ALL_CASES, CASES, NAMESPACE, documents
+from tests.unit.core.test_chart import ALL_CASES, CASES, NAMESPACE, documents
 
 RULES = rbac.all_rules()
 FORBIDDEN_VERBS = {"*", "escalate", "bind", "impersonate"}

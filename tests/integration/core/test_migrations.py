@@ -19,7 +19,7 @@ from fortress_dev.postgres import PgCluster
 
 pytestmark = pytest.mark.postgres
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 ALL = [1, 2, 3, 4, 5, 6, 7, 8]
 
 

@@ -18,7 +18,7 @@ from fortress.http.auth import TokenStore
 from fortress.http.server import ApiConfig
 from fortress.sharding import api
 from fortress.sharding.ring import Ring, RoutingState
-from tests.integration.sharding_support import (  # noqa: F401 (the shards fixture)
+from tests.integration.sharding.support import (  # noqa: F401 (the shards fixture)
     FOUR_SHARDS,
     four_shards_fixture,
     reset,

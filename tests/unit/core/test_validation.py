@@ -12,7 +12,7 @@ from fortress.api.common import parse_duration
 from fortress.core.validation import validate_spec
 from tests.support.crdschema import load_crds, schema_errors
 
-INVALID = sorted((Path(__file__).parent.parent / "invalid" / "crossfield").glob("*.yaml"))
+INVALID = sorted((Path(__file__).parents[2] / "invalid" / "crossfield").glob("*.yaml"))
 CRDS = load_crds()
 
 

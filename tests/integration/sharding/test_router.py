@@ -20,7 +20,7 @@ from fortress.sharding.errors import (
 )
 from fortress.sharding.ring import Ring
 from fortress.sharding.router import Router, ShardEndpoint
-from tests.integration.sharding_support import (  # noqa: F401 (the shards fixture)
+from tests.integration.sharding.support import (  # noqa: F401 (the shards fixture)
     FOUR_SHARDS,
     contents,
     create_shards,

@@ -14,7 +14,7 @@ from fortress.api import GROUP, VERSION
 from fortress.ledger import events as ev
 from fortress.ledger.store import EventStore
 from fortress.paths import examples_dir
-from tests.integration.ledger_support import migrated_pool
+from tests.integration.ledger.support import migrated_pool
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 from tests.support.postgres import PgCluster
 

@@ -15,7 +15,7 @@ import yaml
 
 from fortress import assets
 from fortress.paths import repo_root
-from tests.unit.test_chart import documents, find
+from tests.unit.core.test_chart import documents, find
 
 FILES = assets.chart_dir() / "files"
 SHIPPED_RULES = yaml.safe_load((FILES / "prometheus-rules.yaml").read_text())

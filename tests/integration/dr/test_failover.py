@@ -22,7 +22,7 @@ from fortress.dr.check import Checker
 from fortress.dr.election import Action
 from fortress.dr.rejoin import rejoin
 from fortress_dev.localregions import local_dsn
-from tests.integration.dr_support import A, B, C, DrEnv, Writer, catch_up, dr_env, is_in_recovery
+from tests.integration.dr.support import A, B, C, DrEnv, Writer, catch_up, dr_env, is_in_recovery
 from tests.support.kubeapi import KubeTarget
 from tests.support.postgres import PgFactory
 

@@ -22,7 +22,7 @@ from fortress.http.openapi import document
 from fortress.http.server import ApiConfig
 from fortress.ledger import api as ledger_api
 from fortress.ledger.projections import BalanceProjector
-from tests.integration.ledger_support import migrated_pool
+from tests.integration.ledger.support import migrated_pool
 from tests.support.postgres import PgCluster
 
 pytestmark = pytest.mark.postgres

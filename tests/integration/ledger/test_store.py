@@ -21,7 +21,7 @@ from fortress.ledger.store import (
     RetryPolicy,
     safe_position,
 )
-from tests.integration.ledger_support import pool_fixture, replay_from_events, store_fixture  # noqa: F401
+from tests.integration.ledger.support import pool_fixture, replay_from_events, store_fixture  # noqa: F401
 
 pytestmark = pytest.mark.postgres
 

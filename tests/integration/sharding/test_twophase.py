@@ -22,7 +22,7 @@ from fortress.sharding.errors import (
 from fortress.sharding.ring import Ring
 from fortress.sharding.router import Router
 from fortress.sharding.twophase import Coordinator, MultiSet, Transfer, recover
-from tests.integration.sharding_support import (  # noqa: F401 (the shards fixture)
+from tests.integration.sharding.support import (  # noqa: F401 (the shards fixture)
     FOUR_SHARDS,
     contents,
     create_shards,

@@ -14,7 +14,7 @@ from fortress.paths import chart_crd_dir, examples_dir, repo_root
 from tests.support.crdschema import load_crds, schema_errors
 
 CRDS = load_crds()
-INVALID = Path(__file__).parent.parent / "invalid"
+INVALID = Path(__file__).parents[2] / "invalid"
 
 
 def test_regenerating_changes_nothing() -> None:

@@ -13,7 +13,7 @@ from fortress.ledger import events as ev
 from fortress.ledger.account import InsufficientCredits
 from fortress.ledger.projections import BalanceProjector
 from fortress.ledger.store import EventStore, RetryPolicy
-from tests.integration.ledger_support import (  # noqa: F401
+from tests.integration.ledger.support import (  # noqa: F401
     migrated_pool,
     pool_fixture,
     replay_from_events,

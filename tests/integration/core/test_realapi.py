@@ -28,7 +28,7 @@ INVALID = [
             line.split(":", 1)[1].strip() for line in path.read_text().splitlines() if "expect-field:" in line
         ),
     )
-    for path in sorted((Path(__file__).parent.parent / "invalid" / "schema").glob("*.yaml"))
+    for path in sorted((Path(__file__).parents[2] / "invalid" / "schema").glob("*.yaml"))
 ]
 EXAMPLE_COUNT = sum(
     1

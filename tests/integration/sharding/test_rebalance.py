@@ -13,7 +13,7 @@ from fortress.sharding.errors import CrashInjected, KeyNotFound, TransactionConf
 from fortress.sharding.rebalance import Checkpoint, Phase, Progress, Rebalancer
 from fortress.sharding.ring import Ring, moved_keys
 from fortress.sharding.router import Router, ShardEndpoint
-from tests.integration.sharding_support import contents, create_shards, load, make_router, reset
+from tests.integration.sharding.support import contents, create_shards, load, make_router, reset
 from tests.support.postgres import PgCluster, PgFactory
 
 IDS = ("shard-a", "shard-b", "shard-c", "shard-d", "shard-e")

@@ -8,7 +8,7 @@ import pytest
 
 from fortress.adapters import migrations as m
 
-REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+REPO_MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 EXPECTED = [
     "000001_event_store",
     "000002_read_models",

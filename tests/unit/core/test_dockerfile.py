@@ -1,6 +1,6 @@
 """The Dockerfile's shape: multi-stage, slim base, non-root, no compilers in the final image,
 ``fortress`` as entrypoint, and a .dockerignore that keeps the context to what the build copies.
-(tests/integration/test_wheel_install.py runs its install step.)"""
+(tests/integration/core/test_wheel_install.py runs its install step.)"""
 
 from __future__ import annotations
 

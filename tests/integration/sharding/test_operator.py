@@ -18,7 +18,7 @@ from fortress.sharding.errors import CrashInjected
 from fortress.sharding.ring import RoutingState
 from fortress.sharding.router import Router, ShardEndpoint
 from fortress.sharding.twophase import Coordinator
-from tests.integration.sharding_support import contents, create_shards, load, prepared_left, reset
+from tests.integration.sharding.support import contents, create_shards, load, prepared_left, reset
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 from tests.support.postgres import PgCluster, PgFactory
 
