@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml devtools/pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 .PHONY: help demo test lint typecheck unit integration crds assets system-deps controlplane e2e-kind bench clean
@@ -19,10 +19,10 @@ help:
 	@echo "make bench  - the side-by-side benchmarks in benchmarks/"
 
 # --- installation -----------------------------------------------------------------------------
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devtools/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test]' -e ./devtools
 	@rm -f $(VENV)/.installed-* && touch $@
 
 system-deps:
@@ -41,8 +41,8 @@ demo: system-deps $(STAMP)
 	$(PY) -m fortress demo
 
 test: system-deps $(STAMP) controlplane
-	$(VENV)/bin/ruff check operator tests benchmarks
-	$(VENV)/bin/ruff format --check operator tests benchmarks
+	$(VENV)/bin/ruff check operator devtools tests benchmarks
+	$(VENV)/bin/ruff format --check operator devtools tests benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m fortress crds --check
 	$(PY) -m fortress.assets --check
@@ -50,8 +50,8 @@ test: system-deps $(STAMP) controlplane
 
 # --- pieces -----------------------------------------------------------------------------------
 lint: $(STAMP)
-	$(VENV)/bin/ruff check operator tests benchmarks
-	$(VENV)/bin/ruff format --check operator tests benchmarks
+	$(VENV)/bin/ruff check operator devtools tests benchmarks
+	$(VENV)/bin/ruff format --check operator devtools tests benchmarks
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -72,7 +72,7 @@ e2e-kind: $(STAMP)
 	@PY=$(PY) bash scripts/e2e-kind.sh
 
 bench: system-deps $(STAMP)
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test,bench]' -e ./devtools
 	@for b in benchmarks/bench_*.py; do m=$${b%.py}; echo "== $$m"; $(PY) -m $${m//\//.} || exit 1; done
 
 clean:

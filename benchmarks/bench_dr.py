@@ -32,16 +32,18 @@ from kubernetes import client
 
 from fortress.adapters import migrations
 from fortress.adapters.kube import load_cluster
-from fortress.devenv.emulator import EmulatorThread
-from fortress.devenv.kube import CRD_DIR, operator_running, write_kubeconfig
-from fortress.devenv.postgres import PgFactory, find_bindir
-from fortress.disaster import control
-from fortress.disaster.demo import apply_local_plan, delete_local_plan
-from fortress.disaster.localregions import (
+from fortress.adapters.pgbin import find_bindir
+from fortress.dr import control
+from fortress_dev.emulator import EmulatorThread
+from fortress_dev.kube import CRD_DIR, operator_running, write_kubeconfig
+from fortress_dev.localregions import (
     THREE_CLOUDS,
+    apply_local_plan,
+    delete_local_plan,
     local_dsn,
     start_clusters,
 )
+from fortress_dev.postgres import PgFactory
 
 CHECK_INTERVAL, THRESHOLD = "2s", 3
 CLAIM_RTO, CLAIM_RPO = 165.0, 35.0  # the original platform design: RTO 2 m 45 s, RPO 35 s
@@ -213,7 +215,7 @@ async def main(runs: int, scenarios: list[str], debug: str | None = None) -> int
     if debug:
         handler = logging.FileHandler(debug)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
-        for name in ("fortress.disaster", "kopf.objects"):
+        for name in ("fortress.dr", "kopf.objects"):
             logger = logging.getLogger(name)
             logger.addHandler(handler)
             logger.setLevel(logging.DEBUG)

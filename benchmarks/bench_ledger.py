@@ -28,13 +28,14 @@ from typing import Any
 import asyncpg
 
 from fortress.adapters import migrations
+from fortress.adapters.pgbin import find_bindir
 from fortress.adapters.postgres import open_pool
-from fortress.devenv.postgres import PgFactory, find_bindir
 from fortress.ledger import account
 from fortress.ledger import events as ev
 from fortress.ledger.events import Event
 from fortress.ledger.projections import BalanceProjector
 from fortress.ledger.store import AppendRequest, EventStore
+from fortress_dev.postgres import PgFactory
 
 DURABLE = {"fsync": True, "synchronous_commit": True, "full_page_writes": True}
 PURCHASE = Event(ev.CREDITS_PURCHASED, {"amount": 5})

@@ -8,7 +8,7 @@ present (``--api auto``, the default, or ``--api controlplane``), else (or with 
 the in-memory emulator. Neither runs controllers, so Deployment availability is simulated, as a
 Deployment controller would report it. On the control plane the Gateway API's HTTPRoute is the
 minimal CRD the tests use (``tests/integration/rollouts/data``). The emulator carries two fixes
-proposed for fortress.devenv.emulator: kmock's reaction matching made O(1) (it rescans every past
+proposed for fortress_dev.emulator: kmock's reaction matching made O(1) (it rescans every past
 request on each request) and list/watch verbs on the built-in resources (so the operator's Deployment
 watch works): see ``BenchEmulator``.
 
@@ -17,7 +17,7 @@ watch works): see ``BenchEmulator``.
    goes from 0 to 50 %. Measured: from the first moment Prometheus answers the rollout's own
    error-rate query above the limit (the failing sample exists) to the moment the traffic objects
    read 100 % stable; from the error injection itself; and, inside the operator, from the failing
-   measurement to the traffic written (``fortress_rollout_rollback_latency_seconds``). Target < 2 s;
+   measurement to the traffic written (``fortress_rollouts_rollback_latency_seconds``). Target < 2 s;
    the original platform design claimed a 25 s rollback. Skipped, saying why, without the
    ``prometheus`` binary.
 2. Scale: N rollouts (2 pods each, two 1 s stages): time to release them all, the reconcile latency
@@ -50,16 +50,16 @@ from kubernetes import client
 
 from fortress.adapters.kube import load_cluster
 from fortress.api import GROUP, VERSION
-from fortress.devenv import emulator as emu
-from fortress.devenv.kube import CRD_DIR, install_crds, write_kubeconfig
 from fortress.paths import repo_root
 from fortress.rollouts.analysis import Target, render
 from fortress.rollouts.analysis import checks as analysis_checks
-from fortress.rollouts.demo import AvailabilitySimulator
 from fortress.rollouts.model import template_hash
-from fortress.rollouts.promlab import PrometheusProcess, SampleApp, free_port, prometheus_binary
 from fortress.rollouts.traffic.gatewayapi import weights_of
 from fortress.rollouts.traffic.nginx import weight_of
+from fortress_dev import emulator as emu
+from fortress_dev.deployments import AvailabilitySimulator
+from fortress_dev.kube import CRD_DIR, install_crds, write_kubeconfig
+from fortress_dev.promlab import PrometheusProcess, SampleApp, free_port, prometheus_binary
 
 PLURAL = "canaryrollouts"
 ROUTERS = ("replicas", "nginx", "gatewayAPI")
@@ -67,6 +67,8 @@ TARGET_SECONDS, CLAIM_SECONDS = 2.0, 25.0
 MAX_ERROR_RATE = 0.05
 COMMAND = ".venv/bin/python -m benchmarks.bench_rollouts"
 GATEWAY_CRD_DIR = repo_root() / "tests" / "integration" / "rollouts" / "data"
+STEP_DURATION = "fortress_rollouts_step_duration_seconds"
+ROLLBACK_LATENCY = "fortress_rollouts_rollback_latency_seconds"
 
 
 _CURRENT: contextvars.ContextVar[Any] = contextvars.ContextVar("bench_emulator_request", default=None)
@@ -407,9 +409,7 @@ async def scale(bench: Bench, namespace: str, count: int, pid: int, metrics_port
         await asyncio.sleep(0.05)
     burst_total = time.monotonic() - burst_started
 
-    before = metric_sum(
-        await asyncio.to_thread(scrape, metrics_port), "fortress_rollout_step_duration_seconds"
-    )
+    before = metric_sum(await asyncio.to_thread(scrape, metrics_port), STEP_DURATION)
     cpu_before = cpu_seconds(pid)
     wave_started = time.monotonic()
     for name in names:
@@ -430,7 +430,7 @@ async def scale(bench: Bench, namespace: str, count: int, pid: int, metrics_port
     wave = time.monotonic() - wave_started
     cpu = cpu_seconds(pid) - cpu_before
     text = await asyncio.to_thread(scrape, metrics_port)
-    step_sum, step_count = metric_sum(text, "fortress_rollout_step_duration_seconds")
+    step_sum, step_count = metric_sum(text, STEP_DURATION)
     wave_steps = step_count - before[1]
     return {
         "wave_steps": int(wave_steps),
@@ -474,9 +474,7 @@ async def run(
             prometheus = PrometheusProcess([app.target], scrape_interval="1s")
             await asyncio.to_thread(prometheus.start)
             try:
-                before = metric_sum(
-                    await asyncio.to_thread(scrape, metrics_port), "fortress_rollout_rollback_latency_seconds"
-                )
+                before = metric_sum(await asyncio.to_thread(scrape, metrics_port), ROLLBACK_LATENCY)
                 for router in args.routers.split(","):
                     from_sample, from_injection = [], []
                     for i in range(args.repeats):
@@ -486,9 +484,7 @@ async def run(
                         from_sample.append(a)
                         from_injection.append(b)
                     rows.append((router, from_sample, from_injection))
-                after = metric_sum(
-                    await asyncio.to_thread(scrape, metrics_port), "fortress_rollout_rollback_latency_seconds"
-                )
+                after = metric_sum(await asyncio.to_thread(scrape, metrics_port), ROLLBACK_LATENCY)
                 inside = (after[0] - before[0], after[1] - before[1])
             finally:
                 await asyncio.to_thread(prometheus.stop)
@@ -588,7 +584,7 @@ def serve_emulator(url_file: str) -> int:
 @contextlib.contextmanager
 def kubernetes_api(choice: str, workdir: Path) -> Iterator[tuple[str, Path]]:
     """(flavour, kubeconfig) of the API the operator and the benchmark use, until the block exits."""
-    from fortress.devenv.controlplane import ControlPlane, binaries_present
+    from fortress_dev.controlplane import ControlPlane, binaries_present
 
     if choice == "controlplane" or (choice == "auto" and binaries_present()):
         plane = ControlPlane(workdir / "controlplane")

@@ -27,11 +27,12 @@ from typing import Any
 import asyncpg
 
 from fortress.adapters import migrations
-from fortress.devenv.postgres import PgCluster, PgFactory, find_bindir
+from fortress.adapters.pgbin import find_bindir
 from fortress.sharding.rebalance import Phase, Progress, Rebalancer
 from fortress.sharding.ring import Ring, RoutingState
 from fortress.sharding.router import Router, RouterConfig, ShardEndpoint
 from fortress.sharding.twophase import Coordinator
+from fortress_dev.postgres import PgCluster, PgFactory
 
 ROWS: list[tuple[str, str, str, str]] = []
 

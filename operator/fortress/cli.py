@@ -1,4 +1,4 @@
-"""The ``fortress`` command: run the operator, generate CRDs, migrate databases, run the demo."""
+"""The ``fortress`` command: run the operator and the HTTP API, generate CRDs, migrate databases."""
 
 from __future__ import annotations
 
@@ -9,24 +9,34 @@ from collections.abc import Sequence
 
 from fortress import __version__
 
+ENTRY_POINT_GROUP = "fortress.commands"
 
-def commands() -> list[str]:
-    """Every module of ``fortress.commands`` is a sub-command with ``register(subparsers)``."""
+
+def commands() -> dict[str, str]:
+    """Sub-command name -> module with ``register(subparsers)``.
+
+    Every module of ``fortress.commands``, plus the modules other distributions declare in the
+    ``fortress.commands`` entry-point group (e.g. ``demo`` from the dev tools).
+    """
     import pkgutil
+    from importlib.metadata import entry_points
 
     import fortress.commands
 
+    found = {m.name: f"fortress.commands.{m.name}" for m in pkgutil.iter_modules(fortress.commands.__path__)}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, entry.module)
     preferred = ["run", "api", "crds", "migrate", "demo"]
-    names = [m.name for m in pkgutil.iter_modules(fortress.commands.__path__)]
-    return sorted(names, key=lambda n: (preferred.index(n) if n in preferred else len(preferred), n))
+    names = sorted(found, key=lambda n: (preferred.index(n) if n in preferred else len(preferred), n))
+    return {name: found[name] for name in names}
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="fortress", description=__doc__)
     root.add_argument("--version", action="version", version=f"fortress {__version__}")
     subparsers = root.add_subparsers(dest="command", metavar="COMMAND")
-    for name in commands():
-        importlib.import_module(f"fortress.commands.{name}").register(subparsers)
+    for module in commands().values():
+        importlib.import_module(module).register(subparsers)
     return root
 
 

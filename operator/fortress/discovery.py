@@ -2,9 +2,8 @@
 
 A subsystem is a subpackage of ``fortress`` (e.g. ``fortress.ledger``). Its optional modules:
 ``handlers`` (``KIND`` and ``reconcile``, or ``RECONCILERS``; optional ``register``) for the
-operator, ``api`` (``ROUTES``, ``setup``) for the HTTP API, and ``demo`` (``demo(ctx)``, and optionally
-``environment(ctx)``, an async context manager the demo enters before applying the examples) for the
-demo.
+operator, ``api`` (``ROUTES``, ``setup``) for the HTTP API, and ``rbac`` (``RULES``) for the chart's
+permissions. Its demo step lives with the dev tools (``fortress_dev.demo.<subsystem>``).
 """
 
 from __future__ import annotations
@@ -17,8 +16,8 @@ from types import ModuleType
 import fortress
 
 # Order in which subsystems run their demo steps and list their routes (others follow by name).
-PREFERRED_ORDER = ("ledger", "sharding", "disaster", "rollouts", "compliance", "synthetic")
-NOT_SUBSYSTEMS = {"api", "core", "adapters", "commands", "devenv", "http", "metrics"}
+PREFERRED_ORDER = ("ledger", "sharding", "dr", "rollouts", "compliance", "synthetic")
+NOT_SUBSYSTEMS = {"api", "core", "adapters", "commands", "http", "metrics"}
 
 
 def subsystems() -> list[str]:
@@ -30,7 +29,7 @@ def subsystems() -> list[str]:
 
 
 def modules(role: str) -> list[ModuleType]:
-    """Each subsystem's ``role`` module (handlers, api or demo), where it has one."""
+    """Each subsystem's ``role`` module (handlers, api or rbac), where it has one."""
     found = []
     for name in subsystems():
         qualified = f"fortress.{name}.{role}"

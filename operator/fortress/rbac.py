@@ -313,8 +313,8 @@ def _component(relative: Path) -> str | None:
     top = relative.parts[0]
     if relative.name == "plugin.py" and len(relative.parts) == 1:
         return None
-    if top in ("commands", "devenv") or (len(relative.parts) == 2 and relative.name == "demo.py"):
-        return None  # the CLI and the demo run with the user's credentials
+    if top == "commands":
+        return None  # the CLI runs with the user's credentials
     if top == "http" or (len(relative.parts) == 2 and relative.name == "api.py" and top != "api"):
         return "api"
     return "operator"

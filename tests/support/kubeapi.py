@@ -25,8 +25,8 @@ from kubernetes.client.exceptions import ApiException
 
 from fortress.adapters.kube import Cluster, load_cluster
 from fortress.api import GROUP, VERSION
-from fortress.devenv.kube import CRD_DIR, install_crds, operator_running, write_kubeconfig
 from fortress.runtime import OperatorConfig
+from fortress_dev.kube import CRD_DIR, install_crds, operator_running, write_kubeconfig
 
 
 @dataclass
@@ -50,7 +50,7 @@ class KubeTarget:
 
 def _controlplane_target(workdir: Path) -> Iterator[KubeTarget] | None:
     try:
-        from fortress.devenv.controlplane import ControlPlane, binaries_present
+        from fortress_dev.controlplane import ControlPlane, binaries_present
     except ImportError:
         return None
     if not binaries_present():
@@ -87,7 +87,7 @@ def kube_api() -> Iterator[KubeTarget]:
         if planes is not None:
             yield from planes
             return
-        from fortress.devenv.emulator import EmulatorThread
+        from fortress_dev.emulator import EmulatorThread
 
         emulator = EmulatorThread(CRD_DIR)
         server = emulator.start()

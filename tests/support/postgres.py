@@ -1,4 +1,4 @@
-"""pytest fixtures for throwaway PostgreSQL clusters (the clusters themselves: fortress.devenv.postgres)."""
+"""pytest fixtures for throwaway PostgreSQL clusters (the clusters themselves: fortress_dev.postgres)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from fortress.devenv import backends
-from fortress.devenv.postgres import SKIP_REASON, STATS, PgCluster, PgFactory, find_bindir
+from fortress.adapters.pgbin import find_bindir
+from fortress_dev import backends
+from fortress_dev.postgres import SKIP_REASON, STATS, PgCluster, PgFactory
 
 __all__ = ["PgCluster", "PgFactory", "example_backends", "pg", "pg_dsn", "pg_factory"]
 

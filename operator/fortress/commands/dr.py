@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     from kubernetes.client.exceptions import ApiException
 
     from fortress.adapters.kube import load_cluster
-    from fortress.disaster import control
+    from fortress.dr import control
 
     try:
         cluster = load_cluster(args.kubeconfig, args.context)
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _wait(api: Any, args: argparse.Namespace, request: dict[str, Any]) -> int:
-    from fortress.disaster import control
+    from fortress.dr import control
 
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
@@ -115,8 +115,8 @@ def _rejoin(args: argparse.Namespace) -> int:
     if not args.source_dsn:
         print("error: --source-dsn (or FORTRESS_SOURCE_DSN) is required", file=sys.stderr)
         return EXIT_USAGE
-    from fortress.devenv.postgres import find_bindir
-    from fortress.disaster.rejoin import RejoinError, bindir_runner, rejoin
+    from fortress.adapters.pgbin import find_bindir
+    from fortress.dr.rejoin import RejoinError, bindir_runner, rejoin
 
     bindir = args.bindir or find_bindir()
     if bindir is None:

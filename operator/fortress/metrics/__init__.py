@@ -7,26 +7,26 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 RECONCILES = Counter(
-    "fortress_reconciles_total",
+    "fortress_operator_reconciles_total",
     "Reconciles by kind and result (ok, invalid, error).",
     ["kind", "result"],
     registry=REGISTRY,
 )
 RECONCILE_SECONDS = Histogram(
-    "fortress_reconcile_duration_seconds",
+    "fortress_operator_reconcile_duration_seconds",
     "Time spent in one reconcile, by kind.",
     ["kind"],
     registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 RESOURCE_READY = Gauge(
-    "fortress_resource_ready",
+    "fortress_operator_resource_ready",
     "1 when the resource's Ready condition is True, else 0.",
     ["kind", "namespace", "name"],
     registry=REGISTRY,
 )
 INVALID_SPECS = Counter(
-    "fortress_invalid_specs_total",
+    "fortress_operator_invalid_specs_total",
     "Specs rejected by the operator's cross-field checks, by kind.",
     ["kind"],
     registry=REGISTRY,
@@ -65,13 +65,13 @@ def exported_names() -> set[str]:
 
 
 HTTP_REQUESTS = Counter(
-    "http_requests_total",
+    "fortress_api_requests_total",
     "HTTP API requests by route template, method and status.",
     ["route", "method", "status"],
     registry=REGISTRY,
 )
 HTTP_SECONDS = Histogram(
-    "http_request_duration_seconds",
+    "fortress_api_request_duration_seconds",
     "HTTP API latency by route template and method.",
     ["route", "method"],
     registry=REGISTRY,

@@ -112,20 +112,3 @@ def retire_reference(referenced: Mapping[str, Any] | None, *, serving: bool) -> 
 def image_of(template: Mapping[str, Any] | None) -> str | None:
     containers = ((template or {}).get("spec") or {}).get("containers") or []
     return str(containers[0].get("image")) if containers and containers[0].get("image") else None
-
-
-def simulated_status(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The status a Deployment controller would report once every pod is available.
-
-    For Kubernetes APIs without controllers (the in-memory emulator, a bare kube-apiserver), where
-    tests and the demo patch it in; on a real cluster the Deployment controller writes it.
-    """
-    replicas = int((obj.get("spec") or {}).get("replicas", 1) or 0)
-    generation = (obj.get("metadata") or {}).get("generation") or 1
-    return {
-        "observedGeneration": generation,
-        "replicas": replicas,
-        "updatedReplicas": replicas,
-        "readyReplicas": replicas,
-        "availableReplicas": replicas,
-    }

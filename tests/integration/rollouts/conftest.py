@@ -17,8 +17,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from fortress.devenv.kube import install_crds
-from fortress.rollouts.promlab import PrometheusProcess, SampleApp, prometheus_binary
+from fortress_dev.kube import install_crds
+from fortress_dev.promlab import PrometheusProcess, SampleApp, prometheus_binary
 from tests.integration.rollouts.support import gateway_api_served
 from tests.support.kubeapi import KubeTarget
 

@@ -2,9 +2,9 @@
 
 The Kubernetes API of these tests (the in-memory emulator, or a bare kube-apiserver) runs no
 controllers: Deployments never get pods. ``status.availableReplicas`` is therefore simulated by
-patching the Deployments' status: with ``AvailabilitySimulator`` of ``fortress.rollouts.demo`` (every
-managed Deployment, as a Deployment controller would report it once every pod is up) or by hand with
-``make_available``. On a real cluster the Deployment controller writes that status.
+patching the Deployments' status with ``fortress_dev.deployments`` (``AvailabilitySimulator`` for
+every managed Deployment, as a Deployment controller would report it once every pod is up, or
+``make_available`` for one). On a real cluster the Deployment controller writes that status.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from kubernetes.client.exceptions import ApiException
 
 from fortress.api import GROUP, VERSION
 from fortress.rollouts.kubeio import DEPLOYMENTS
-from fortress.rollouts.workload import simulated_status
 from tests.support.kubeapi import wait_for
 
 PLURAL = "canaryrollouts"
@@ -125,15 +124,6 @@ def raw(api: client.ApiClient, path: str) -> dict[str, Any] | None:
 
 def deployment_raw(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
     return raw(api, DEPLOYMENTS.path(namespace, name))
-
-
-def make_available(api: client.ApiClient, namespace: str, name: str) -> None:
-    """Patch a Deployment's status as its controller would once all its pods are available."""
-    found = deployment_raw(api, namespace, name)
-    assert found is not None, f"Deployment {name} does not exist"
-    client.AppsV1Api(api).patch_namespaced_deployment_status(
-        name, namespace, {"status": simulated_status(found)}
-    )
 
 
 def service_selector(api: client.ApiClient, namespace: str, name: str) -> dict[str, str]:

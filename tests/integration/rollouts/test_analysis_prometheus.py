@@ -12,7 +12,7 @@ import pytest
 from fortress.api.canaryrollout import CanaryRolloutSpec
 from fortress.rollouts.analysis import ERROR_RATE, P95_LATENCY, Check, Prometheus, Target, checks
 from fortress.rollouts.model import Raw
-from fortress.rollouts.promlab import free_port
+from fortress_dev.promlab import free_port
 from tests.integration.rollouts.conftest import PromLab
 
 

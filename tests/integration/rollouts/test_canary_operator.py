@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from fortress.rollouts.demo import simulated_availability
 from fortress.rollouts.model import template_hash
+from fortress_dev.deployments import simulated_availability
 from tests.integration.rollouts import support as s
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 

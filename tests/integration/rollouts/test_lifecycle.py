@@ -14,10 +14,10 @@ from kubernetes import client
 
 from fortress.adapters import migrations
 from fortress.cli import main as fortress_main
-from fortress.devenv.postgres import PgCluster
 from fortress.plugin import main as kubectl_fortress_main
 from fortress.rollouts import store
-from fortress.rollouts.demo import simulated_availability
+from fortress_dev.deployments import simulated_availability
+from fortress_dev.postgres import PgCluster
 from tests.integration.rollouts import support as s
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 

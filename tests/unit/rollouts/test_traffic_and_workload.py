@@ -19,7 +19,8 @@ from fortress.rollouts.traffic.nginx import (
     weight_of,
 )
 from fortress.rollouts.traffic.replicas import effective_weight, service_selector, split
-from fortress.rollouts.workload import deployment, image_of, retire_reference, simulated_status, view
+from fortress.rollouts.workload import deployment, image_of, retire_reference, view
+from fortress_dev.deployments import simulated_status
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""``fortress`` sub-commands of the dev tools, registered through the ``fortress.commands`` entry points."""

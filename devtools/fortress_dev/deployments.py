@@ -1,0 +1,123 @@
+"""Deployment status for Kubernetes APIs without a Deployment controller (the demo, tests, benchmarks).
+
+The in-memory emulator and a bare kube-apiserver + etcd run no controllers: a Deployment never gets
+pods, so ``status.availableReplicas`` stays empty and a release would wait forever. The simulator
+here patches the status of the rollouts' Deployments (label ``app.kubernetes.io/managed-by=fortress``)
+as a Deployment controller would once every pod is available; those who use it say so. It runs with
+the user's credentials, never the operator's (fortress.rbac): the operator never writes Deployment
+status. Never point it at a real cluster, whose controller writes that status itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from kubernetes import client
+
+from fortress.rollouts.kubeio import DEPLOYMENTS, KubeIO
+from fortress.rollouts.model import LABEL_MANAGED_BY, MANAGED_BY
+
+
+def simulated_status(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The status a Deployment controller would report once every pod is available.
+
+    For Kubernetes APIs without controllers (the in-memory emulator, a bare kube-apiserver), where
+    tests and the demo patch it in; on a real cluster the Deployment controller writes it.
+    """
+    replicas = int((obj.get("spec") or {}).get("replicas", 1) or 0)
+    generation = (obj.get("metadata") or {}).get("generation") or 1
+    return {
+        "observedGeneration": generation,
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+    }
+
+
+log = logging.getLogger("fortress_dev.deployments")
+
+
+class AvailabilitySimulator:
+    """Marks the rollouts' Deployments in one namespace available, ``delay`` seconds after each change."""
+
+    def __init__(
+        self,
+        api: client.ApiClient,
+        namespace: str,
+        *,
+        interval: float = 0.25,
+        delay: float = 0.0,
+        hold: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.io = KubeIO(api)
+        self.namespace = namespace
+        self.interval = interval
+        self.delay = delay
+        self.hold = hold or (lambda _name: False)
+        self.patched = 0
+        self._seen: dict[tuple[str, Any], float] = {}
+
+    async def sync_once(self) -> int:
+        """Patch every managed Deployment whose status lags its spec; the number patched."""
+        patched = 0
+        items = await self.io.list(DEPLOYMENTS, self.namespace, {LABEL_MANAGED_BY: MANAGED_BY})
+        now = time.monotonic()
+        for obj in items:
+            meta = obj.get("metadata") or {}
+            name = str(meta.get("name"))
+            if self.hold(name):
+                continue
+            wanted = simulated_status(obj)
+            key = (name, (meta.get("generation"), wanted["replicas"]))
+            first = self._seen.setdefault(key, now)
+            if now - first < self.delay:
+                continue
+            current = obj.get("status") or {}
+            if all(current.get(k) == v for k, v in wanted.items()):
+                continue
+            await self.io.patch(DEPLOYMENTS, self.namespace, name, {"status": wanted}, subresource="status")
+            patched += 1
+        self.patched += patched
+        return patched
+
+    async def run(self, stop: asyncio.Event) -> None:
+        last_error = ""
+        while not stop.is_set():
+            try:
+                await self.sync_once()
+            except Exception as error:  # retried on the next pass; said once per distinct error
+                if str(error) != last_error:
+                    log.warning("availability simulator, namespace %s: %s", self.namespace, error)
+                last_error = str(error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval)
+
+
+@contextlib.asynccontextmanager
+async def simulated_availability(
+    api: client.ApiClient, namespace: str, **options: Any
+) -> AsyncIterator[AvailabilitySimulator]:
+    """Run an ``AvailabilitySimulator`` for the duration of the block."""
+    simulator = AvailabilitySimulator(api, namespace, **options)
+    stop = asyncio.Event()
+    task = asyncio.create_task(simulator.run(stop))
+    try:
+        yield simulator
+    finally:
+        stop.set()
+        await task
+
+
+def make_available(api: client.ApiClient, namespace: str, name: str) -> None:
+    """Patch one Deployment's status as its controller would once all its pods are available."""
+    apps = client.AppsV1Api(api)
+    found = apps.read_namespaced_deployment(name, namespace)
+    meta, spec = found.metadata, found.spec
+    obj = {"metadata": {"generation": meta and meta.generation}, "spec": {"replicas": spec and spec.replicas}}
+    apps.patch_namespaced_deployment_status(name, namespace, {"status": simulated_status(obj)})

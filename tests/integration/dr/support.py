@@ -1,0 +1,190 @@
+"""Three local regions in streaming replication, their DRPlan and DRRegions, and a Checker on them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from kubernetes import client
+
+from fortress.adapters import migrations
+from fortress.api import GROUP, VERSION
+from fortress.dr.check import Checker, CheckReport
+from fortress.dr.kube_actions import KubeActions
+from fortress_dev.localregions import (
+    THREE_CLOUDS,
+    apply_local_plan,
+    start_clusters,
+)
+from tests.support.kubeapi import KubeTarget
+from tests.support.postgres import PgCluster, PgFactory
+
+PLAN = "orders"
+SECRET = "orders-regions"
+SERVICE = "orders-db"
+KEYS = tuple(r.key for r in THREE_CLOUDS)
+A, B, C = KEYS  # aws (priority 0, the primary), azure (10), gcp (20)
+
+
+@dataclass
+class DrEnv:
+    """The regions (by key), the plan's namespace and a Checker that runs one check on demand."""
+
+    namespace: str
+    api: client.ApiClient
+    clusters: dict[str, PgCluster]
+    kube: KubeActions
+    checker: Checker
+    extra: list[Any] = field(default_factory=list)
+
+    def name(self, key: str) -> str:
+        return f"{PLAN}-{key}"
+
+    async def check(self, times: int = 1) -> CheckReport:
+        report = await self.checker.check_once()
+        for _ in range(times - 1):
+            report = await self.checker.check_once()
+        return report
+
+    def plan(self) -> dict[str, Any]:
+        return client.CustomObjectsApi(self.api).get_namespaced_custom_object(  # type: ignore[no-any-return]
+            GROUP, VERSION, self.namespace, "drplans", PLAN
+        )
+
+    def plan_status(self) -> dict[str, Any]:
+        return self.plan().get("status") or {}
+
+    def region_status(self, key: str) -> dict[str, Any]:
+        obj = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "drregions", self.name(key)
+        )
+        return obj.get("status") or {}  # type: ignore[no-any-return]
+
+    def endpoints(self) -> list[str]:
+        endpoints = client.CoreV1Api(self.api).read_namespaced_endpoints(SERVICE, self.namespace)
+        return [
+            f"{a.ip}:{p.port}"
+            for s in endpoints.subsets or []
+            for a in s.addresses or []
+            for p in s.ports or []
+        ]
+
+    def endpoint(self, key: str) -> str:
+        """What the Service shows when ``key`` is primary: its stand-in address and its real port."""
+        host = next(r.host for r in THREE_CLOUDS if r.key == key)
+        return f"{host}:{self.clusters[key].port}"
+
+    def events(self, reason: str) -> list[Any]:
+        items = client.CoreV1Api(self.api).list_namespaced_event(self.namespace).items
+        return [e for e in items if e.reason == reason]
+
+    def request(self, target_key: str, type_: str = "failover", force: bool = False, rid: str = "r1") -> None:
+        request = {"type": type_, "targetRegion": self.name(target_key), "force": force, "requestId": rid}
+        client.CustomObjectsApi(self.api).patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "drplans", PLAN, {"spec": {"request": request}}
+        )
+
+
+async def is_in_recovery(cluster: PgCluster) -> bool:
+    return bool(await cluster.fetchval("SELECT pg_is_in_recovery()"))
+
+
+async def wait_streaming(cluster: PgCluster, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while await cluster.fetchval("SELECT status FROM pg_stat_wal_receiver") != "streaming":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{cluster.name} is not streaming")
+        await asyncio.sleep(0.05)
+
+
+async def catch_up(primary: PgCluster, *standbys: PgCluster) -> None:
+    lsn = await primary.fetchval("SELECT pg_current_wal_lsn()::text")
+    for standby in standbys:
+        await standby.wait_for_replay(lsn)
+
+
+@contextlib.asynccontextmanager
+async def dr_env(
+    pg_factory: PgFactory,
+    kube_api: KubeTarget,
+    k8s: client.ApiClient,
+    namespace: str,
+    *,
+    synchronous: bool = False,
+    **plan: Any,
+) -> AsyncIterator[DrEnv]:
+    """Regions a (primary), b, c (standbys) as aws, azure, gcp; the failover_events schema migrated."""
+    clusters = await asyncio.to_thread(start_clusters, pg_factory, KEYS)
+    kube = KubeActions(await asyncio.to_thread(kube_api.cluster))
+    try:
+        primary = clusters[A]
+        await migrations.up(primary.dsn(), migrations.default_migrations_dir())
+        await primary.execute("CREATE TABLE writes (id bigint PRIMARY KEY, at timestamptz DEFAULT now())")
+        if synchronous:
+            await primary.execute(f"ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (\"{B}\")'")
+            await primary.execute("ALTER SYSTEM SET synchronous_commit = on")
+            await primary.execute("SELECT pg_reload_conf()")
+        await catch_up(primary, clusters[B], clusters[C])
+        for standby in (clusters[B], clusters[C]):
+            await wait_streaming(standby)
+        apply_local_plan(
+            k8s,
+            namespace,
+            clusters,
+            plan=PLAN,
+            secret=SECRET,
+            service=SERVICE,
+            synchronous=synchronous,
+            **plan,
+        )
+        checker = Checker(kube, "test-replica", namespace, PLAN)
+        yield DrEnv(namespace, k8s, clusters, kube, checker)
+    finally:
+        await kube.close()
+        for cluster in clusters.values():
+            await asyncio.to_thread(pg_factory.destroy, cluster)
+
+
+class Writer:
+    """Inserts increasing ids through whatever the Service points at; remembers acknowledged ones."""
+
+    def __init__(self, target: Callable[[], Awaitable[str]]) -> None:
+        self.target = target
+        self.acked: list[int] = []
+        self.failed = 0
+        self._next = 1
+        self._stop = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        conn: Any = None
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    conn = await asyncpg.connect(await self.target(), timeout=1)
+                ident = self._next
+                self._next += 1
+                await conn.execute("INSERT INTO writes (id) VALUES ($1)", ident, timeout=2)
+                self.acked.append(ident)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                    TimeoutError, IndexError):  # fmt: skip
+                self.failed += 1
+                if conn is not None:
+                    conn.terminate()
+                    conn = None
+                await asyncio.sleep(0.02)
+        if conn is not None:
+            conn.terminate()
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self.task is not None:
+            await self.task
