@@ -6,7 +6,6 @@ import ast
 from pathlib import Path
 
 import fortress
-from fortress import discovery
 
 PACKAGE = Path(fortress.__file__).resolve().parent
 
@@ -34,9 +33,3 @@ def offenders(paths: list[Path], forbidden: tuple[str, ...]) -> list[str]:
 
 def test_the_package_never_imports_the_dev_tools() -> None:
     assert offenders(sorted(PACKAGE.rglob("*.py")), ("fortress_dev",)) == []
-
-
-def test_subsystems_never_import_the_commands() -> None:
-    paths = [path for name in discovery.subsystems() for path in sorted((PACKAGE / name).rglob("*.py"))]
-    assert paths
-    assert offenders(paths, ("fortress.commands",)) == []

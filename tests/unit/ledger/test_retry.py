@@ -9,7 +9,7 @@ import pytest
 from fortress.http.errors import ApiError
 from fortress.ledger import events as ev
 from fortress.ledger.api import CommandRequest, to_command
-from fortress.ledger.handlers import Observed, ProjectorHealth, health_of, ready_outcome
+from fortress.ledger.status import Observed, ProjectorHealth, ready_outcome
 from fortress.ledger.projections import Lag, fold
 from fortress.ledger.store import ConcurrencyError, RetryPolicy, retry_on_conflict, snapshot_due
 
@@ -145,24 +145,33 @@ def _observed(dirty: bool = False) -> Observed:
 
 def test_ready_outcome_reports_the_figures() -> None:
     outcome = ready_outcome(_observed(), projection_enabled=True)
-    assert outcome.ready and outcome.reason == "LedgerReady"
-    assert outcome.fields["projection"] == {"position": 10, "lagEvents": 2, "lagSeconds": 0.25}
+    assert outcome.ready and outcome.reason == "LedgerReady" and outcome.events == ()
+    assert outcome.fields["projection"] == {
+        "position": 10,
+        "lagEvents": 2,
+        "lagSeconds": 0.25,
+        "lastError": None,
+    }
     assert outcome.fields["eventsTotal"] == 12 and outcome.fields["schemaVersion"] == 7
+    assert outcome.requeue_after is not None and outcome.requeue_after <= 5
     dirty = ready_outcome(_observed(dirty=True), projection_enabled=True)
     assert not dirty.ready and dirty.reason == "SchemaDirty"
 
 
+def test_a_projector_error_is_in_status_and_an_event() -> None:
+    health = ProjectorHealth()
+    health.failed("CorruptStream: bad data at position 13")
+    outcome = ready_outcome(_observed(), projection_enabled=True, health=health)
+    assert outcome.fields["projection"]["lastError"] == "CorruptStream: bad data at position 13"
+    (event,) = outcome.events
+    assert (event.type, event.reason) == ("Warning", "ProjectorError") and "position 13" in event.message
+
+
 def test_projector_health_reports_each_new_error_once_and_clears() -> None:
-    health = health_of({})
-    assert health.failed("TimeoutError: writers in flight") is True  # new: worth an Event
-    assert health.failed("TimeoutError: writers in flight") is False  # the same again: no new Event
+    health = ProjectorHealth()
+    assert health.failed("TimeoutError: writers in flight") is True  # new: worth a wake-up
+    assert health.failed("TimeoutError: writers in flight") is False  # the same again
     assert health.failures == 2 and health.last_error == "TimeoutError: writers in flight"
     assert health.failed("CorruptStream: bad data") is True
     health.recovered()
     assert (health.last_error, health.failures) == (None, 0)
-
-
-def test_projector_health_lives_in_the_objects_memo() -> None:
-    memo: dict[str, object] = {}
-    assert health_of(memo) is health_of(memo)  # the daemon and the status timer share it
-    assert isinstance(memo["ledger_projector"], ProjectorHealth)
