@@ -51,13 +51,20 @@ class OperatorConfig:
 ServicesGetter = Callable[[], Services]
 
 
-def reconciler_factories(config: OperatorConfig) -> dict[str, ReconcilerFactory]:
-    """Each kind's reconciler factory: the subsystems', the config's overrides, else NotImplemented."""
+def reconciler_factories(
+    overrides: Mapping[str, ReconcilerFactory] | None = None,
+) -> dict[str, ReconcilerFactory]:
+    """Each kind's reconciler factory: the subsystems', then ``overrides``, else NotImplemented."""
     found: dict[str, ReconcilerFactory] = {info.kind: NotImplementedReconciler for info in KINDS}
     for module in discovery.modules("handlers"):
         found.update(getattr(module, "RECONCILERS", {}))
-    found.update(config.reconcilers)
+    found.update(overrides or {})
     return found
+
+
+def kinds_not_built() -> set[str]:
+    """The kinds no subsystem serves yet (their resources report NotImplemented)."""
+    return {kind for kind, factory in reconciler_factories().items() if factory is NotImplementedReconciler}
 
 
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -104,7 +111,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
             raise kopf.TemporaryError("operator services are not running", delay=1)
         return holder["services"]
 
-    factories = reconciler_factories(config)
+    factories = reconciler_factories(config.reconcilers)
     for module in discovery.modules("handlers"):
         if hasattr(module, "register"):
             module.register(registry, services)

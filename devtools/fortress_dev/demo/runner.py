@@ -27,6 +27,7 @@ from fortress import discovery
 from fortress.adapters import migrations
 from fortress.adapters.kube import Cluster, load_cluster
 from fortress.api import BY_KIND, GROUP, VERSION
+from fortress.core.loop import NOT_IMPLEMENTED
 from fortress.paths import examples_dir
 from fortress_dev import backends
 from fortress_dev.kube import CRD_DIR, install_crds, operator_running, write_kubeconfig
@@ -253,14 +254,18 @@ async def run_demo(
                     say("")
                     say(table(rows))
                     say("")
-                    not_ready = [r for r in rows if r["ready"] != "True"]
+                    not_ready = [r for r in rows if not settled(r)]
                     if not_ready:
                         say(f"{len(not_ready)} of {len(rows)} not Ready after {wait_seconds:.0f}s")
                         return 1
+                    pending = sorted({r["kind"] for r in rows if r["reason"] == NOT_IMPLEMENTED})
+                    if pending:
+                        say(f"not built yet (Ready=False, NotImplemented): {', '.join(pending)}")
                     # each step module of this package: async demo(ctx), raises on failure
                     for module in steps:
                         await module.demo(context)
-                say(f"all {len(rows)} resources Ready after {time.monotonic() - started:.1f}s; stopping all")
+                ready = sum(1 for r in rows if r["ready"] == "True")
+                say(f"{ready} resources Ready after {time.monotonic() - started:.1f}s; stopping all")
                 return 0
             finally:
                 await asyncio.to_thread(api.close)
@@ -269,13 +274,19 @@ async def run_demo(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def settled(row: dict[str, Any]) -> bool:
+    """Reconciled for its generation, and Ready (or saying that its kind is not built yet)."""
+    return row["observed"] == row["generation"] and (
+        row["ready"] == "True" or (row["ready"] == "False" and row["reason"] == NOT_IMPLEMENTED)
+    )
+
+
 async def _converge(
     api: client.ApiClient, objects: list[dict[str, Any]], wait_seconds: float
 ) -> list[dict[str, Any]]:
     deadline = time.monotonic() + wait_seconds
     while True:
         rows = await asyncio.to_thread(read_statuses, api, objects)
-        settled = all(r["ready"] == "True" and r["observed"] == r["generation"] for r in rows)
-        if settled or time.monotonic() > deadline:
+        if all(settled(r) for r in rows) or time.monotonic() > deadline:
             return rows
         await asyncio.sleep(0.5)

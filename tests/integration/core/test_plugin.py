@@ -11,6 +11,7 @@ from kubernetes import client
 from fortress import plugin
 from fortress.api import GROUP, VERSION
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
+from tests.support.reconcilers import SPEC_READY
 
 
 async def test_get_lists_resources_and_exit_codes(
@@ -25,7 +26,7 @@ async def test_get_lists_resources_and_exit_codes(
     }
     bad = {**good, "metadata": {"name": "bad"}, "spec": {"kind": "users", "count": 10, "users": 5}}
     argv = ["--kubeconfig", str(kube_api.kubeconfig), "get", "-n", namespace]
-    async with running_operator(kube_api, namespaces=(namespace,)):
+    async with running_operator(kube_api, namespaces=(namespace,), reconcilers=SPEC_READY):
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, "syntheticdatasets", good)
         await wait_for(lambda: plugin.main([*argv, "-o", "json"]) == plugin.EXIT_OK)
         capsys.readouterr()

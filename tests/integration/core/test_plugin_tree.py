@@ -14,6 +14,7 @@ from kubernetes import client
 from fortress import plugin
 from fortress.api import GROUP, VERSION
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
+from tests.support.reconcilers import SPEC_READY
 
 DATASET = {
     "apiVersion": f"{GROUP}/{VERSION}",
@@ -74,7 +75,7 @@ async def test_get_shows_owned_objects_as_a_tree(
 ) -> None:
     custom = client.CustomObjectsApi(k8s)
     argv = ["--kubeconfig", str(kube_api.kubeconfig), "get", "-n", namespace]
-    async with running_operator(kube_api, namespaces=(namespace,)):
+    async with running_operator(kube_api, namespaces=(namespace,), reconcilers=SPEC_READY):
         created = custom.create_namespaced_custom_object(
             GROUP, VERSION, namespace, "syntheticdatasets", _dataset("decoys")
         )
@@ -136,7 +137,7 @@ async def test_watch_re_renders_on_change_until_ready(
     custom = client.CustomObjectsApi(k8s)
     argv = ["--kubeconfig", str(kube_api.kubeconfig), "get", "-n", namespace, "-o", "json"]
     argv += ["--watch", "--until-ready", "--interval", "0.2", "--timeout", "60"]
-    async with running_operator(kube_api, namespaces=(namespace,)):
+    async with running_operator(kube_api, namespaces=(namespace,), reconcilers=SPEC_READY):
         watching = asyncio.create_task(asyncio.to_thread(plugin.main, argv))
         await asyncio.sleep(1.0)
         custom.create_namespaced_custom_object(
