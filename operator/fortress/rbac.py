@@ -68,15 +68,15 @@ class Rule:
 
 
 FOUNDATION: tuple[Rule, ...] = (
-    Rule(GROUP, FORTRESS_PLURALS, ("get", "list", "watch", "patch"), "Kopf watches and annotates every kind"),
+    Rule(GROUP, FORTRESS_PLURALS, ("get", "list", "watch", "patch"), "Kopf watches every kind (and adds its finalizer for the per-object daemons)"),
     Rule(
         GROUP,
         tuple(f"{plural}/status" for plural in FORTRESS_PLURALS),
         ("patch",),
-        "Kopf writes status through the status subresource",
+        "the per-object loop writes status through the status subresource (core.loop)",
         indirect=True,
     ),
-    Rule("", ("events",), ("create",), "Kopf posts Events (kopf.info, kopf.warn)"),
+    Rule("", ("events",), ("create",), "the per-object loops post Events (adapters.kube.Kube.post_event)"),
     Rule("", ("secrets",), ("get",), "connection strings are read by secretKeyRef"),
     Rule(
         "apiextensions.k8s.io",
@@ -340,13 +340,13 @@ def resource_descriptors(tree: ast.Module) -> Descriptors:
     constants = _constants(tree)
     found: Descriptors = {}
     for node in tree.body:
-        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+        if not (isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call)):
             continue
         call = node.value
-        if "Resource" not in _dotted(call.func).split(".")[-1] or len(call.args) != 3:
+        if "Resource" not in _dotted(call.func).split(".")[-1] or len(call.args) < 3:
             continue
         group, plural = _literal(call.args[0], constants), _literal(call.args[2], constants)
-        for target in node.targets:
+        for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
             if isinstance(target, ast.Name):
                 found[target.id] = (group, plural)
     return found
