@@ -12,7 +12,9 @@ import datetime as dt
 import re
 from typing import Final
 
-DURATION_PATTERN: Final = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# At most 4 parts of at most 7 digits: the schema alone keeps every duration far from overflowing a
+# timedelta; parse_duration then enforces MAX_DURATION (the schema cannot sum the parts).
+DURATION_PATTERN: Final = r"^([0-9]{1,7}(\.[0-9]{1,9})?(ms|s|m|h)){1,4}$"
 _DURATION_PART: Final = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 MAX_DURATION: Final = dt.timedelta(days=366)
