@@ -58,9 +58,10 @@ from fortress.sharding.errors import (
     TransactionConflict,
     VersionConflict,
 )
+from fortress.sharding.operations import MultiSet, Operation, Transfer
 from fortress.sharding.ring import RingError, RoutingState
 from fortress.sharding.router import Record, Router, RouterConfig, ShardEndpoint
-from fortress.sharding.twophase import Coordinator, MultiSet, Operation, TransactionInDoubt, Transfer
+from fortress.sharding.twophase import Coordinator, TransactionInDoubt
 
 TAG: Final = "sharding"
 CONFIG_ENV: Final = "FORTRESS_SHARD_CONFIG"

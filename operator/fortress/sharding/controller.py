@@ -28,9 +28,9 @@ from fortress.metrics import sharding as metrics
 from fortress.sharding.breaker import BreakerConfig
 from fortress.sharding.errors import ShardingError
 from fortress.sharding.rebalance import Phase, Progress, Rebalancer, RingAction, RingDecision, decide_ring
+from fortress.sharding.recovery import RecoveryReport, recover
 from fortress.sharding.ring import Ring, RingError, RingSpec, RoutingState, ShardWeight, imbalance
 from fortress.sharding.router import Router, RouterConfig, ShardEndpoint
-from fortress.sharding.twophase import RecoveryReport, recover
 
 log = logging.getLogger("fortress.sharding")
 
