@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fortress.core.errors import Secret
+from fortress.sharding.errors import CircuitOpen, ShardTimeout, ShardUnavailable
+from fortress.sharding.probes import probe_error
 from fortress.sharding.router import ShardEndpoint
 
 DSN = "postgresql://app:S3CRET@db-a:5432/shards"
@@ -29,3 +33,31 @@ def test_unlabelled_dsns_are_hidden_all_the_same() -> None:
     assert endpoint.secrets() == [] and endpoint.secret() is None
     assert "S3CRET" not in endpoint.hide(f"failed: {DSN}") and DSN not in endpoint.hide(f"failed: {DSN}")
     assert endpoint.where() == "the database (db-a:5432/shards)"
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            ShardUnavailable("shard-a", f"connection failed: refused ({ENDPOINT.where()})"),
+            "ShardUnavailable: shard shard-a is unavailable: connection failed: refused "
+            "(<Secret ns/shards key a> (db-a:5432/shards))",
+        ),
+        (
+            CircuitOpen("shard-a", 12.34),
+            "CircuitOpen: shard shard-a is unavailable: its circuit is open after repeated failures; "
+            "retry in 12.3s (<Secret ns/shards key a> (db-a:5432/shards))",
+        ),
+        (
+            ShardUnavailable("shard-a", f"cannot log in: password for {DSN} rejected"),
+            "ShardUnavailable: shard shard-a is unavailable: cannot log in: password for "
+            "<Secret ns/shards key a> rejected (<Secret ns/shards key a> (db-a:5432/shards))",
+        ),
+    ],
+)
+def test_a_probe_error_names_the_secret_never_the_dsn(error: Exception, expected: str) -> None:
+    text = probe_error(error, ENDPOINT)
+    assert text == expected and "S3CRET" not in text
+    assert probe_error(ShardTimeout("x", "no answer within 1s"), None) == (
+        "ShardTimeout: shard x is unavailable: no answer within 1s"
+    )
