@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 
 from fortress import cli
+from fortress.adapters.kube import BlockingKube
 from fortress.api import GROUP, VERSION
 from fortress.commands.shards import collect, render
 from fortress.sharding.errors import CrashInjected
@@ -206,9 +207,9 @@ async def test_shard_cluster_gets_ready_publishes_its_ring_and_rebalances_when_a
         assert await asyncio.to_thread(cli.main, argv) == 0
         shown = json.loads(capsys.readouterr().out)[0]
         assert shown["rebalance"]["percent"] == 100.0 and len(shown["shards"]) == 4
-        assert "rebalance Completed: [####" in render(
-            collect(client.CustomObjectsApi(k8s), namespace, "alpha")[0]
-        )
+        with BlockingKube(await asyncio.to_thread(kube_api.cluster)) as kube:
+            shown_text = render((await asyncio.to_thread(collect, kube, namespace, "alpha"))[0])
+        assert "rebalance Completed: [####" in shown_text
 
         # removing a shard without draining it first is refused
         custom.patch_namespaced_custom_object(
