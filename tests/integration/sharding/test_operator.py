@@ -279,3 +279,27 @@ async def test_a_missing_secret_is_reported(
 
         cond = await wait_for(not_ready, timeout=30)
         assert cond["reason"] == "SecretNotFound" and "nowhere" in cond["message"]
+
+
+async def test_an_unreachable_shard_is_named_by_its_secret_never_its_password(
+    kube_api: KubeTarget, k8s: client.ApiClient, namespace: str, clusters: dict[str, PgCluster]
+) -> None:
+    down = "postgresql://app:S3CRET-pw@127.0.0.1:1/shards"
+    secret(k8s, namespace, "broken", {"shard-a": clusters["shard-a"].dsn(), "down": down})
+    async with running_operator(kube_api, namespaces=(namespace,)):
+        client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, shard_cluster("broken", ["shard-a", "down"], "broken")
+        )
+
+        def unavailable() -> dict[str, Any] | None:
+            obj = get(k8s, namespace, "broken")
+            cond = condition(obj, "Ready")
+            return obj if cond and cond["reason"] == "ShardUnavailable" else None
+
+        obj = await wait_for(unavailable, timeout=60)
+        shard = next(s for s in obj["status"]["shards"] if s["id"] == "down")
+        assert shard["healthy"] is False
+        assert f"<Secret {namespace}/broken key down> (127.0.0.1:1/shards)" in shard["lastError"]
+        assert "down:" in condition(obj, "Ready")["message"]  # type: ignore[index]
+        events = client.CoreV1Api(k8s).list_namespaced_event(namespace).items
+        assert "S3CRET" not in json.dumps(obj) and not [e for e in events if "S3CRET" in (e.message or "")]
