@@ -1,15 +1,20 @@
-"""Probing a shard: reachability, prepared transactions, schema, database identity and key count."""
+"""Probing a shard (reachability, prepared transactions, schema, database identity, keys); migrating it."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
+from typing import Final
 
+from fortress.adapters import migrations
 from fortress.core.errors import describe
+from fortress.core.loop import Logger
 from fortress.sharding.errors import ShardingError
 from fortress.sharding.router import Router, ShardEndpoint
 from fortress.sharding.status import FIX_SCHEMA, MISSING_SCHEMA, ShardProbe
 
-PROBE_SQL = (
+MIGRATION_LOCK_TIMEOUT: Final = 30.0
+PROBE_SQL: Final = (
     "SELECT current_setting('max_prepared_transactions')::int AS mpt, "
     "to_regclass('shard_data') IS NOT NULL AND to_regclass('distributed_tx_log') IS NOT NULL "
     "AS schema_ok, current_database() AS db, "
@@ -61,3 +66,25 @@ async def probe(router: Router, shard_id: str, migration_error: str | None = Non
             error=f"{MISSING_SCHEMA}: {fix}",
         )
     return ShardProbe(shard_id, True, circuit, keys, row["mpt"], identity, True)
+
+
+async def migrate(
+    endpoints: Sequence[ShardEndpoint], timeout: float, logger: Logger
+) -> dict[str, str | None]:
+    """Apply pending migrations to each shard in turn; per shard, why it failed (None: up to date)."""
+    found: dict[str, str | None] = {}
+    for endpoint in endpoints:
+        try:
+            applied = await migrations.up(
+                endpoint.dsn,
+                migrations.default_migrations_dir(),
+                connect_timeout=timeout,
+                lock_timeout=MIGRATION_LOCK_TIMEOUT,
+            )
+        except migrations.MigrationError as error:
+            found[endpoint.id] = describe(error, endpoint.secrets())
+            continue
+        found[endpoint.id] = None
+        if applied:
+            logger.info("shard %s migrated to version %d", endpoint.id, applied[-1])
+    return found

@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final, cast
 
-from fortress.adapters import migrations
 from fortress.api.shardcluster import ShardClusterSpec
 from fortress.core.errors import Secret, describe
 from fortress.core.loop import Logger, ObjectRef, StepContext
@@ -31,7 +30,7 @@ from fortress.core.outcome import Outcome
 from fortress.core.services import Services
 from fortress.metrics import sharding as metrics
 from fortress.sharding.kubeio import read_ring, write_ring
-from fortress.sharding.probes import probe
+from fortress.sharding.probes import migrate, probe
 from fortress.sharding.rebalance import Phase, Progress, Rebalancer, RingAction, RingDecision, decide_ring
 from fortress.sharding.recovery import RecoveryReport, recover
 from fortress.sharding.ring import Ring, RingError, RoutingState
@@ -40,7 +39,6 @@ from fortress.sharding.settings import Intervals, desired_ring, next_step_in, ro
 from fortress.sharding.status import Observed, ShardProbe, rebalance_field, summarize
 
 ERROR_RETRY_SECONDS: Final = 5.0
-MIGRATION_LOCK_TIMEOUT: Final = 30.0
 
 Write = Callable[[Mapping[str, Any]], Awaitable[None]]
 
@@ -177,22 +175,12 @@ class ShardClusterReconciler:
         return {p.id: p for p in results}
 
     async def _migrate(self, router: Router, endpoints: Sequence[ShardEndpoint], logger: Logger) -> None:
-        """Apply pending migrations to the given shards; failures end up in their probe's error."""
-        timeout = router.config.query_timeout
-        for endpoint in endpoints:
-            try:
-                applied = await migrations.up(
-                    endpoint.dsn,
-                    migrations.default_migrations_dir(),
-                    connect_timeout=timeout,
-                    lock_timeout=MIGRATION_LOCK_TIMEOUT,
-                )
-            except migrations.MigrationError as error:
-                self.migration_errors[endpoint.id] = describe(error, endpoint.secrets())
-                continue
-            self.migration_errors.pop(endpoint.id, None)
-            if applied:
-                logger.info("shard %s migrated to version %d", endpoint.id, applied[-1])
+        """Apply pending migrations; a failure ends up in the shard's probe error."""
+        for shard_id, error in (await migrate(endpoints, router.config.query_timeout, logger)).items():
+            if error is None:
+                self.migration_errors.pop(shard_id, None)
+            else:
+                self.migration_errors[shard_id] = error
 
     # ---- decide and act --------------------------------------------------------------------------------
 
