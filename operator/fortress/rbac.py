@@ -336,7 +336,7 @@ Descriptors = dict[str, tuple[str | None, str | None]]
 
 
 def resource_descriptors(tree: ast.Module) -> Descriptors:
-    """Module-level ``NAME = <...Resource...>(group, version, plural)`` constants."""
+    """Module-level ``NAME = <...Resource...>(group, version, plural)`` constants, annotated or not."""
     constants = _constants(tree)
     found: Descriptors = {}
     for node in tree.body:

@@ -7,16 +7,12 @@ Reads the ShardClusters' status through the Kubernetes API (the kubectl plugin c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from fortress.adapters.kube import load_cluster
+from fortress.adapters.kube import ApiException, BlockingKube, custom, load_cluster
 from fortress.api.shardcluster import INFO
 
 EXIT_OK, EXIT_NOT_READY, EXIT_USAGE, EXIT_API = 0, 1, 2, 3
@@ -50,20 +46,19 @@ def summary(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def collect(api: client.CustomObjectsApi, namespace: str | None, name: str | None) -> list[dict[str, Any]]:
+SHARD_CLUSTERS = custom(INFO.group, INFO.version, INFO.plural, INFO.kind)
+
+
+def collect(kube: BlockingKube, namespace: str | None, name: str | None) -> list[dict[str, Any]]:
     """Summaries of one ShardCluster, or of all of them (in a namespace or cluster-wide)."""
     if name:
         if not namespace:
             raise ValueError("a ShardCluster name needs --namespace")
-        obj: dict[str, Any] = api.get_namespaced_custom_object(  # type: ignore[assignment]
-            INFO.group, INFO.version, namespace, INFO.plural, name
-        )
+        obj = kube.get(SHARD_CLUSTERS, namespace, name)
+        if obj is None:
+            raise LookupError(f"ShardCluster {namespace}/{name} not found")
         return [summary(obj)]
-    if namespace:
-        listing = api.list_namespaced_custom_object(INFO.group, INFO.version, namespace, INFO.plural)
-    else:
-        listing = api.list_cluster_custom_object(INFO.group, INFO.version, INFO.plural)
-    items: list[dict[str, Any]] = dict(listing).get("items", [])  # type: ignore[call-overload]
+    items = kube.list(SHARD_CLUSTERS, namespace)
     return [
         summary(obj)
         for obj in sorted(items, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]))
@@ -143,9 +138,8 @@ def _status(args: argparse.Namespace) -> int:
         print("error: a ShardCluster name needs -n/--namespace", file=sys.stderr)
         return EXIT_USAGE
     try:
-        cluster = load_cluster(args.kubeconfig, args.context)
-        with contextlib.closing(client.ApiClient(cluster.configuration)) as api:
-            found = collect(client.CustomObjectsApi(api), args.namespace, args.name)
+        with BlockingKube(load_cluster(args.kubeconfig, args.context)) as kube:
+            found = collect(kube, args.namespace, args.name)
     except ApiException as error:
         print(f"error: Kubernetes API: {error.status} {error.reason}", file=sys.stderr)
         return EXIT_API

@@ -51,8 +51,8 @@ def secret_parts(value: str) -> list[str]:
         except ValueError:
             split = None
         if split is not None:
-            netloc_pw = re.findall(r"[^:@/,]*:([^@]*)@", split.netloc + "@") if "@" in split.netloc else []
-            parts += [p for p in netloc_pw if p]
+            userinfo = split.netloc.rsplit("@", 1)[0] if "@" in split.netloc else ""
+            parts += [userinfo.split(":", 1)[1]] if ":" in userinfo else []  # never a host:port
             parts += [v for k, v in parse_qsl(split.query) if re.fullmatch(_SECRET_KEYS, k, re.I) and v]
     for match in _CONNINFO_QUOTED.finditer(text):
         quoted = match.group(0)[len(match.group("key")) :]

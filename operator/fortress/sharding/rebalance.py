@@ -300,34 +300,7 @@ def decide_ring(
         )
     current = published.current
     if published.moving and published.previous is not None:
-        previous = published.previous
-        if (
-            progress is None
-            or progress.from_ring != previous.fingerprint
-            or progress.to_ring != current.fingerprint
-        ):
-            progress = Progress(Phase.PLANNING, previous.fingerprint, current.fingerprint)
-        if progress.phase is Phase.COMPLETED:
-            return RingDecision(
-                RingAction.FINISH,
-                RoutingState(current, None, cluster),
-                progress,
-                f"rebalance complete: {progress.moved} keys moved to ring {current.fingerprint}",
-            )
-        note = ""
-        if target.fingerprint != current.fingerprint:
-            note = "; spec.shards changed again: the next rebalance starts when this one completes"
-        if paused and progress.phase is not Phase.PAUSED:
-            progress = replace(progress, phase=Phase.PAUSED)
-        elif not paused and progress.phase is Phase.PAUSED:
-            progress = replace(progress, phase=Phase.PLANNING)
-        return RingDecision(
-            RingAction.CONTINUE,
-            None,
-            progress,
-            f"rebalancing from ring {previous.fingerprint} to {current.fingerprint}: {progress.moved}/"
-            f"{progress.total} keys moved ({progress.phase.value}){note}",
-        )
+        return _moving(target, published.previous, current, progress, cluster, paused)
     if target.fingerprint == current.fingerprint:
         if current.spec != desired:  # same layout, another replication factor: nothing moves
             return RingDecision(
@@ -340,6 +313,39 @@ def decide_ring(
         RoutingState(target, current, cluster),
         fresh,
         f"ring changed: rebalancing from {current.fingerprint} to {target.fingerprint}",
+    )
+
+
+def _moving(
+    target: Ring, previous: Ring, current: Ring, progress: Progress | None, cluster: str, paused: bool
+) -> RingDecision:
+    """A transition from ``previous`` to ``current`` is published: finish it, or continue (or pause) it."""
+    if (
+        progress is None
+        or progress.from_ring != previous.fingerprint
+        or progress.to_ring != current.fingerprint
+    ):
+        progress = Progress(Phase.PLANNING, previous.fingerprint, current.fingerprint)
+    if progress.phase is Phase.COMPLETED:
+        return RingDecision(
+            RingAction.FINISH,
+            RoutingState(current, None, cluster),
+            progress,
+            f"rebalance complete: {progress.moved} keys moved to ring {current.fingerprint}",
+        )
+    note = ""
+    if target.fingerprint != current.fingerprint:
+        note = "; spec.shards changed again: the next rebalance starts when this one completes"
+    if paused and progress.phase is not Phase.PAUSED:
+        progress = replace(progress, phase=Phase.PAUSED)
+    elif not paused and progress.phase is Phase.PAUSED:
+        progress = replace(progress, phase=Phase.PLANNING)
+    return RingDecision(
+        RingAction.CONTINUE,
+        None,
+        progress,
+        f"rebalancing from ring {previous.fingerprint} to {current.fingerprint}: {progress.moved}/"
+        f"{progress.total} keys moved ({progress.phase.value}){note}",
     )
 
 

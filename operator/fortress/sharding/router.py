@@ -33,7 +33,8 @@ from typing import Any
 
 import asyncpg
 
-from fortress.adapters.postgres import PoolRegistry, redact
+from fortress.adapters.postgres import PoolRegistry
+from fortress.core.errors import Secret, database, scrub
 from fortress.metrics import sharding as metrics
 from fortress.sharding import store
 from fortress.sharding.breaker import BreakerConfig, CircuitBreaker, State
@@ -57,11 +58,37 @@ _CIRCUIT_GAUGE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
 
 @dataclass(frozen=True)
 class ShardEndpoint:
-    """Where one shard lives: its primary's DSN and its read replicas' DSNs."""
+    """Where one shard lives: its primary's DSN and its read replicas' DSNs.
+
+    ``labels`` name those DSNs in messages instead of showing them (the primary's, then each replica's),
+    e.g. ``<Secret ns/name key k>`` as :meth:`fortress.core.errors.Secret.of` writes it.
+    """
 
     id: str
     dsn: str
     replicas: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    def secret(self, replica: int | None = None) -> Secret | None:
+        """The primary's (or a replica's) DSN as a :class:`Secret` to name it by, when it has a label."""
+        index = 0 if replica is None else replica + 1
+        if index >= len(self.labels) or not self.labels[index]:
+            return None
+        return Secret(self.dsn if replica is None else self.replicas[replica], self.labels[index])
+
+    def secrets(self) -> list[Secret]:
+        """Every DSN of the shard that has a label."""
+        found = [self.secret(None), *(self.secret(i) for i in range(len(self.replicas)))]
+        return [s for s in found if s is not None]
+
+    def hide(self, text: str, replica: int | None = None) -> str:
+        """``text`` with the DSN named by its label (its Secret), never shown."""
+        dsn = self.dsn if replica is None else self.replicas[replica]
+        return scrub(text, [self.secret(replica) or Secret(dsn, "<the DSN>")])
+
+    def where(self, replica: int | None = None) -> str:
+        """The DSN for messages: its label and where it points, without credentials."""
+        return database(self.dsn if replica is None else self.replicas[replica], self.secret(replica))
 
 
 @dataclass(frozen=True)
@@ -245,7 +272,8 @@ class Router:
                 self._release(pool, conn, timeout)
         except _Unavailable as error:
             self._fail(breaker, shard_id, name, op)
-            raise ShardUnavailable(name, f"{error} ({redact(dsn)})") from error.__cause__
+            why = f"{endpoint.hide(str(error), replica)} ({endpoint.where(replica)})"
+            raise ShardUnavailable(name, why) from error.__cause__
         except ShardingError:
             self._succeed(breaker, shard_id, name)
             raise
@@ -260,7 +288,7 @@ class Router:
                 raise
             self._fail(breaker, shard_id, name, op)
             kind = ShardTimeout if reason == "timeout" else ShardUnavailable
-            detail = f"no answer within {timeout}s" if reason == "timeout" else reason
+            detail = f"no answer within {timeout}s" if reason == "timeout" else endpoint.hide(reason, replica)
             raise kind(name, detail) from error
         else:
             self._succeed(breaker, shard_id, name)

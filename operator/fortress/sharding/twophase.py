@@ -16,9 +16,7 @@ Presumed abort: no log row is written before the prepares, so a prepared transac
 row is rolled back by recovery once older than the grace period (after recovery records ``abort`` for it,
 so that a late coordinator cannot commit it). A commit decision is always carried out.
 
-gid format (``GID_PATTERN``): ``fx1:<cluster-tag>:<coordinator-shard>:<txid>:<participant-shard>``, where
-cluster-tag is 8 hex digits of xxh64("namespace/name") (recovery only touches its own cluster's gids) and
-txid is 32 hex digits; the log row's gid is the same without the participant part.
+gids are described in :mod:`fortress.sharding.gid`; recovery is :mod:`fortress.sharding.recovery`.
 
 Participants prepare concurrently, and commit concurrently. Crash injection: with a ``hook``, those steps
 run one participant at a time in shard-id order and ``hook(step)`` is awaited after each step
@@ -33,38 +31,21 @@ import asyncio
 import contextlib
 import inspect
 import json
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import xxhash
 
 from fortress.metrics import sharding as metrics
 from fortress.sharding import store
-from fortress.sharding.errors import (
-    InsufficientFunds,
-    InvalidValue,
-    KeyNotFound,
-    NotABalance,
-    PreparedTransactionsDisabled,
-    ShardingError,
-    TransactionAborted,
-)
+from fortress.sharding.errors import PreparedTransactionsDisabled, ShardingError, TransactionAborted
+from fortress.sharding.gid import SHARD_ID, Gid, cluster_tag
+from fortress.sharding.operations import MultiSet, Operation, Transfer, apply_operations, validate_operations
 from fortress.sharding.ring import Location
-from fortress.sharding.router import Record, Router, encode_value, validate_key
-
-GID_VERSION = "fx1"
-GID_PATTERN = re.compile(
-    r"^fx1:(?P<tag>[0-9a-f]{8}):(?P<coordinator>[a-z0-9]([-a-z0-9]*[a-z0-9])?):(?P<txid>[0-9a-f]{32})"
-    r"(:(?P<participant>[a-z0-9]([-a-z0-9]*[a-z0-9])?))?$"
-)
-MAX_OPERATIONS = 100
-SHARD_ID = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+from fortress.sharding.router import Record, Router, encode_value
 
 Hook = Callable[[str], Awaitable[None] | None]
 
@@ -73,117 +54,6 @@ class TransactionInDoubt(ShardingError):
     """The decision could not be confirmed; recovery will commit or roll back every participant."""
 
     code = "transaction_in_doubt"
-
-
-def cluster_tag(cluster: str) -> str:
-    """The 8-hex-digit tag of a ShardCluster ("namespace/name") in its gids."""
-    return xxhash.xxh64_hexdigest(cluster.encode())[:8]
-
-
-@dataclass(frozen=True)
-class Gid:
-    tag: str
-    coordinator: str
-    txid: str
-    participant: str | None = None
-
-    @property
-    def log_gid(self) -> str:
-        return f"{GID_VERSION}:{self.tag}:{self.coordinator}:{self.txid}"
-
-    def for_participant(self, shard_id: str) -> str:
-        return f"{self.log_gid}:{shard_id}"
-
-    @classmethod
-    def parse(cls, text: str) -> Gid | None:
-        match = GID_PATTERN.match(text)
-        if match is None:
-            return None
-        return cls(match["tag"], match["coordinator"], match["txid"], match["participant"])
-
-
-# ----------------------------------------------------------------------------- operations
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """Move ``amount`` from the integer ``balance`` of one key's JSON object to another's."""
-
-    source: str
-    target: str
-    amount: int
-
-    def keys(self) -> tuple[str, ...]:
-        return (self.source, self.target)
-
-
-@dataclass(frozen=True)
-class MultiSet:
-    """Set several keys at once (all or none)."""
-
-    values: Mapping[str, Any]
-
-    def keys(self) -> tuple[str, ...]:
-        return tuple(self.values)
-
-
-Operation = Transfer | MultiSet
-
-
-def validate_operations(operations: Sequence[Operation]) -> list[str]:
-    """Every key the operations touch, sorted; InvalidValue/InvalidKey naming the problem."""
-    if not operations:
-        raise InvalidValue("a transaction needs at least one operation")
-    if len(operations) > MAX_OPERATIONS:
-        raise InvalidValue(f"a transaction has at most {MAX_OPERATIONS} operations")
-    keys: set[str] = set()
-    for index, op in enumerate(operations):
-        if isinstance(op, Transfer):
-            validate_key(op.source)
-            validate_key(op.target)
-            if op.source == op.target:
-                raise InvalidValue(f"operations[{index}]: transfer from a key to itself")
-            if isinstance(op.amount, bool) or not isinstance(op.amount, int) or op.amount <= 0:
-                raise InvalidValue(f"operations[{index}].amount must be a positive integer")
-        elif isinstance(op, MultiSet):
-            if not op.values:
-                raise InvalidValue(f"operations[{index}]: set needs at least one key")
-            for key, value in op.values.items():
-                validate_key(key)
-                encode_value(value)
-        else:
-            raise InvalidValue(f"operations[{index}]: unknown operation {type(op).__name__}")
-        keys.update(op.keys())
-    return sorted(keys)
-
-
-def apply_operations(operations: Sequence[Operation], current: Mapping[str, Any | None]) -> dict[str, Any]:
-    """The new value of every written key (pure); ``current`` maps each key to its value or None."""
-    values: dict[str, Any] = {k: v for k, v in current.items()}
-    written: dict[str, Any] = {}
-    for op in operations:
-        if isinstance(op, Transfer):
-            for key in (op.source, op.target):
-                if values.get(key) is None:
-                    raise KeyNotFound(key)
-                if not _is_balance(values[key]):
-                    raise NotABalance(key)
-            source, target = dict(values[op.source]), dict(values[op.target])
-            if source["balance"] < op.amount:
-                raise InsufficientFunds(op.source, source["balance"], op.amount)
-            source["balance"] -= op.amount
-            target["balance"] += op.amount
-            values[op.source] = written[op.source] = source
-            values[op.target] = written[op.target] = target
-        else:
-            for key, value in op.values.items():
-                values[key] = written[key] = value
-    return written
-
-
-def _is_balance(value: Any) -> bool:
-    balance = value.get("balance") if isinstance(value, dict) else None
-    return isinstance(balance, int) and not isinstance(balance, bool)
 
 
 @dataclass(frozen=True)
@@ -265,20 +135,47 @@ class Coordinator:
         metrics.TRANSACTION_SECONDS.observe(time.perf_counter() - started)
         return result
 
+    def _gid(self, involved: Sequence[str]) -> Gid:
+        gid = Gid(self.tag, self.coordinator_shard, uuid.uuid4().hex)
+        for shard_id in (self.coordinator_shard, *involved):
+            if not SHARD_ID.match(shard_id):
+                raise ShardingError(f"shard id {shard_id!r} is not a DNS label: it cannot appear in a gid")
+        return gid
+
     async def _execute(self, operations: Sequence[Operation], started: float) -> TxResult:
         keys = validate_operations(operations)
         locations = {key: self.router.locate(key) for key in keys}
         involved = sorted({s for loc in locations.values() for s in (loc.owner, loc.source) if s})
         if len(involved) > 1:
             await self.require_prepared(involved)
-        gid = Gid(self.tag, self.coordinator_shard, uuid.uuid4().hex)
-        for shard_id in (self.coordinator_shard, *involved):
-            if not SHARD_ID.match(shard_id):
-                raise ShardingError(f"shard id {shard_id!r} is not a DNS label: it cannot appear in a gid")
+        gid = self._gid(involved)
+        written = await self._write_and_prepare(gid, operations, keys, locations, involved)
+        if isinstance(written, TxResult):
+            return written  # a single participant: committed in one phase
+        records, participants = written
+        # Every participant is prepared and its connection released; now decide.
+        if time.perf_counter() - started > self.timeout:
+            await self._rollback_prepared(gid, participants)
+            raise TransactionAborted(f"transaction {gid.txid} exceeded its {self.timeout}s deadline")
+        decision = await self._decide(gid, participants)
+        if decision != "commit":
+            await self._rollback_prepared(gid, participants)
+            raise TransactionAborted(f"transaction {gid.txid} was aborted by recovery before it committed")
+        await self._step("decided")
+        pending = await self._commit_prepared(gid, participants)
+        return TxResult(gid.txid, tuple(participants), records, True, tuple(pending))
+
+    async def _write_and_prepare(
+        self,
+        gid: Gid,
+        operations: Sequence[Operation],
+        keys: Sequence[str],
+        locations: Mapping[str, Location],
+        involved: Sequence[str],
+    ) -> TxResult | tuple[dict[str, Record], list[str]]:
+        """Write on every shard involved; commit a single participant, else prepare every participant."""
         timeout = self.router.config.query_timeout
         prepared: list[str] = []
-        participants: list[str] = []
-        records: dict[str, Record] = {}
         failure: Exception | None = None
         async with self.router.connections(involved, "tx") as conns:
             try:
@@ -307,15 +204,11 @@ class Coordinator:
             if prepared:  # connections are released first: pools are never waited on while holding one
                 await self._rollback_prepared(gid, prepared)
             raise failure
-        # Every participant is prepared and its connection released; now decide.
-        if time.perf_counter() - started > self.timeout:
-            await self._rollback_prepared(gid, participants)
-            raise TransactionAborted(f"transaction {gid.txid} exceeded its {self.timeout}s deadline")
-        decision = await self._decide(gid, participants)
-        if decision != "commit":
-            await self._rollback_prepared(gid, participants)
-            raise TransactionAborted(f"transaction {gid.txid} was aborted by recovery before it committed")
-        await self._step("decided")
+        return records, participants
+
+    async def _commit_prepared(self, gid: Gid, participants: Sequence[str]) -> list[str]:
+        """COMMIT PREPARED everywhere (decided); the participants left for recovery to commit."""
+        timeout = self.router.config.query_timeout
         pending: list[str] = []
 
         async def commit(shard_id: str) -> None:
@@ -336,7 +229,7 @@ class Coordinator:
                         timeout=timeout,
                     )
             await self._step("completed")
-        return TxResult(gid.txid, tuple(participants), records, True, tuple(pending))
+        return pending
 
     async def _each(
         self, shard_ids: Sequence[str], action: Callable[[str], Awaitable[None]], step: str
@@ -430,248 +323,3 @@ class Coordinator:
 
     async def multi_set(self, values: Mapping[str, Any]) -> TxResult:
         return await self.execute([MultiSet(dict(values))])
-
-
-# ----------------------------------------------------------------------------- recovery (pure)
-
-
-class Action(StrEnum):
-    COMMIT = "commit"
-    ROLLBACK = "rollback"
-    WAIT = "wait"  # in doubt: no decision yet and younger than the grace period, or coordinator unknown
-
-
-@dataclass(frozen=True)
-class PreparedTx:
-    """A prepared transaction found on a shard; ``age`` (seconds) as measured by that shard's clock."""
-
-    shard: str
-    gid: str
-    age: float
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    gid: str
-    decision: str | None
-    participants: tuple[str, ...] = ()
-    completed: bool = False
-
-
-@dataclass(frozen=True)
-class Resolution:
-    shard: str
-    gid: str
-    action: Action
-    reason: str
-
-
-@dataclass(frozen=True)
-class RecoveryPlan:
-    resolutions: tuple[Resolution, ...] = ()
-    record_abort: tuple[str, ...] = ()  # log gids to mark 'abort' before their participants roll back
-    mark_completed: tuple[str, ...] = ()  # log gids with no prepared participant left
-
-    @property
-    def in_doubt(self) -> int:
-        return sum(1 for r in self.resolutions if r.action is Action.WAIT)
-
-
-def decide_recovery(
-    prepared: Sequence[PreparedTx],
-    log: Mapping[str, LogEntry],
-    *,
-    tag: str,
-    grace: float,
-    readable_coordinators: Iterable[str],
-    observed_shards: Iterable[str],
-) -> RecoveryPlan:
-    """What recovery does with each prepared transaction of this cluster (pure).
-
-    ``log`` maps log gids to their row on the coordinator; ``readable_coordinators`` are the coordinator
-    shards whose log could be read (an unreadable log never leads to a rollback); ``observed_shards`` are the
-    shards whose prepared transactions were listed (a log row is completed only when all its participants
-    were observed without a prepared transaction left).
-    """
-    if grace < 0:
-        raise ValueError(f"grace period must be >= 0 seconds, got {grace}")
-    readable = set(readable_coordinators)
-    observed = set(observed_shards)
-    resolutions: list[Resolution] = []
-    aborts: list[str] = []
-    still_prepared: set[str] = set()
-    for tx in sorted(prepared, key=lambda t: (t.gid, t.shard)):
-        gid = Gid.parse(tx.gid)
-        if gid is None or gid.tag != tag or gid.participant is None:
-            continue  # not a transaction of this cluster's coordinators
-        still_prepared.add(gid.log_gid)
-        entry = log.get(gid.log_gid)
-        if gid.coordinator not in readable:
-            reason = (
-                f"coordinator shard {gid.coordinator} is unreachable or unknown: cannot read the decision"
-            )
-            resolutions.append(Resolution(tx.shard, tx.gid, Action.WAIT, reason))
-        elif entry is not None and entry.decision == "commit":
-            resolutions.append(Resolution(tx.shard, tx.gid, Action.COMMIT, "decision is commit"))
-        elif entry is not None and entry.decision == "abort":
-            resolutions.append(Resolution(tx.shard, tx.gid, Action.ROLLBACK, "decision is abort"))
-        elif entry is not None and entry.decision is not None:
-            reason = f"unknown decision {entry.decision!r} in the log"
-            resolutions.append(Resolution(tx.shard, tx.gid, Action.WAIT, reason))
-        elif tx.age >= grace:
-            if gid.log_gid not in aborts:
-                aborts.append(gid.log_gid)
-            reason = f"no decision after {tx.age:.0f}s (grace {grace:.0f}s): presumed abort"
-            resolutions.append(Resolution(tx.shard, tx.gid, Action.ROLLBACK, reason))
-        else:
-            reason = f"no decision yet, {tx.age:.1f}s old (grace {grace:.0f}s)"
-            resolutions.append(Resolution(tx.shard, tx.gid, Action.WAIT, reason))
-    completed = [
-        gid
-        for gid, entry in sorted(log.items())
-        if entry.decision in ("commit", "abort")
-        and not entry.completed
-        and gid not in still_prepared
-        and set(entry.participants) <= observed
-    ]
-    return RecoveryPlan(tuple(resolutions), tuple(aborts), tuple(completed))
-
-
-# ----------------------------------------------------------------------------- recovery (I/O)
-
-
-@dataclass
-class RecoveryReport:
-    committed: int = 0
-    rolled_back: int = 0
-    in_doubt: int = 0
-    completed: int = 0
-    errors: list[str] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)
-
-
-async def list_prepared(router: Router, shard_id: str, tag: str) -> list[PreparedTx]:
-    async with router.connection(shard_id, "recovery") as conn:
-        rows = await conn.fetch(
-            "SELECT gid, extract(epoch FROM now() - prepared)::float8 AS age FROM pg_prepared_xacts "
-            "WHERE database = current_database() AND gid LIKE $1",
-            f"{GID_VERSION}:{tag}:%",
-            timeout=router.config.query_timeout,
-        )
-    return [PreparedTx(shard_id, r["gid"], float(r["age"])) for r in rows]
-
-
-async def _read_log(router: Router, tag: str, coordinator: str, gids: Sequence[str]) -> dict[str, LogEntry]:
-    async with router.connection(coordinator, "recovery") as conn:
-        rows = await conn.fetch(
-            "SELECT gid, decision, participants, completed_at IS NOT NULL AS completed "
-            "FROM distributed_tx_log WHERE gid = ANY($1::text[]) OR (completed_at IS NULL AND gid LIKE $2) "
-            "ORDER BY created_at LIMIT 10000",
-            list(gids),
-            f"{GID_VERSION}:{tag}:{coordinator}:%",
-            timeout=router.config.query_timeout,
-        )
-    return {
-        r["gid"]: LogEntry(r["gid"], r["decision"], tuple(r["participants"] or ()), bool(r["completed"]))
-        for r in rows
-    }
-
-
-async def recover(router: Router, cluster: str, grace: float) -> RecoveryReport:
-    """Resolve this cluster's in-doubt prepared transactions on every configured shard."""
-    tag = cluster_tag(cluster)
-    report = RecoveryReport()
-    prepared: list[PreparedTx] = []
-    observed: list[str] = []
-    for shard_id in sorted(router.endpoints):
-        try:
-            prepared.extend(await list_prepared(router, shard_id, tag))
-            observed.append(shard_id)
-        except ShardingError as error:
-            report.errors.append(str(error))
-    coordinators = {g.coordinator for g in (Gid.parse(p.gid) for p in prepared) if g is not None}
-    if router.endpoints:
-        coordinators.add(min(router.endpoints))  # completes the default coordinator's finished rows
-    log: dict[str, LogEntry] = {}
-    readable: list[str] = []
-
-    async def read_logs() -> None:
-        log.clear()
-        readable.clear()
-        for coordinator in sorted(coordinators):
-            if coordinator not in router.endpoints:
-                continue
-            gids = [
-                g.log_gid for g in (Gid.parse(p.gid) for p in prepared) if g and g.coordinator == coordinator
-            ]
-            try:
-                log.update(await _read_log(router, tag, coordinator, gids))
-                readable.append(coordinator)
-            except ShardingError as error:
-                report.errors.append(str(error))
-
-    def plan() -> RecoveryPlan:
-        return decide_recovery(
-            prepared, log, tag=tag, grace=grace, readable_coordinators=readable, observed_shards=observed
-        )
-
-    await read_logs()
-    first = plan()
-    if first.record_abort:
-        entries = {p.gid: p for p in prepared}
-        for log_gid in first.record_abort:
-            gid = Gid.parse(log_gid)
-            assert gid is not None
-            participants = sorted({p.shard for p in entries.values() if p.gid.startswith(log_gid + ":")})
-            try:
-                async with router.connection(gid.coordinator, "recovery") as conn, conn.transaction():
-                    await conn.execute("SET LOCAL synchronous_commit = on")
-                    await conn.execute(
-                        "INSERT INTO distributed_tx_log (gid, decision, participants, decided_at) "
-                        "VALUES ($1, 'abort', $2, now()) ON CONFLICT (gid) DO UPDATE SET decision = 'abort', "
-                        "decided_at = now() WHERE distributed_tx_log.decision IS NULL",
-                        log_gid,
-                        participants,
-                    )
-            except ShardingError as error:
-                report.errors.append(str(error))
-        await read_logs()  # a coordinator may have recorded commit first: decide again from the log
-    final = plan()
-    for resolution in final.resolutions:
-        if resolution.action is Action.WAIT:
-            report.in_doubt += 1
-            report.waiting.append(f"{resolution.shard}: {resolution.gid}: {resolution.reason}")
-            continue
-        verb = "COMMIT PREPARED" if resolution.action is Action.COMMIT else "ROLLBACK PREPARED"
-        try:
-            async with router.connection(resolution.shard, "recovery") as conn:
-                await conn.execute(f"{verb} '{resolution.gid}'")
-        except asyncpg.UndefinedObjectError:
-            pass  # resolved concurrently (by the coordinator or another recovery run)
-        except ShardingError as error:
-            report.errors.append(str(error))
-            report.in_doubt += 1
-            continue
-        if resolution.action is Action.COMMIT:
-            report.committed += 1
-        else:
-            report.rolled_back += 1
-        metrics.RECOVERED.labels(resolution.action.value).inc()
-    if final.mark_completed:
-        by_coordinator: dict[str, list[str]] = {}
-        for log_gid in final.mark_completed:
-            gid = Gid.parse(log_gid)
-            if gid is not None:
-                by_coordinator.setdefault(gid.coordinator, []).append(log_gid)
-        for coordinator, gids in by_coordinator.items():
-            try:
-                async with router.connection(coordinator, "recovery") as conn:
-                    status = await conn.execute(
-                        "UPDATE distributed_tx_log SET completed_at = now() "
-                        "WHERE gid = ANY($1::text[]) AND completed_at IS NULL",
-                        gids,
-                    )
-                report.completed += int(status.rsplit(" ", 1)[1])
-            except ShardingError as error:
-                report.errors.append(str(error))
-    return report

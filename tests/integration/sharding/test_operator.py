@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 
 from fortress import cli
+from fortress.adapters.kube import BlockingKube
 from fortress.api import GROUP, VERSION
 from fortress.commands.shards import collect, render
 from fortress.sharding.errors import CrashInjected
@@ -206,9 +207,9 @@ async def test_shard_cluster_gets_ready_publishes_its_ring_and_rebalances_when_a
         assert await asyncio.to_thread(cli.main, argv) == 0
         shown = json.loads(capsys.readouterr().out)[0]
         assert shown["rebalance"]["percent"] == 100.0 and len(shown["shards"]) == 4
-        assert "rebalance Completed: [####" in render(
-            collect(client.CustomObjectsApi(k8s), namespace, "alpha")[0]
-        )
+        with BlockingKube(await asyncio.to_thread(kube_api.cluster)) as kube:
+            shown_text = render((await asyncio.to_thread(collect, kube, namespace, "alpha"))[0])
+        assert "rebalance Completed: [####" in shown_text
 
         # removing a shard without draining it first is refused
         custom.patch_namespaced_custom_object(
@@ -278,3 +279,27 @@ async def test_a_missing_secret_is_reported(
 
         cond = await wait_for(not_ready, timeout=30)
         assert cond["reason"] == "SecretNotFound" and "nowhere" in cond["message"]
+
+
+async def test_an_unreachable_shard_is_named_by_its_secret_never_its_password(
+    kube_api: KubeTarget, k8s: client.ApiClient, namespace: str, clusters: dict[str, PgCluster]
+) -> None:
+    down = "postgresql://app:S3CRET-pw@127.0.0.1:1/shards"
+    secret(k8s, namespace, "broken", {"shard-a": clusters["shard-a"].dsn(), "down": down})
+    async with running_operator(kube_api, namespaces=(namespace,)):
+        client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, shard_cluster("broken", ["shard-a", "down"], "broken")
+        )
+
+        def unavailable() -> dict[str, Any] | None:
+            obj = get(k8s, namespace, "broken")
+            cond = condition(obj, "Ready")
+            return obj if cond and cond["reason"] == "ShardUnavailable" else None
+
+        obj = await wait_for(unavailable, timeout=60)
+        shard = next(s for s in obj["status"]["shards"] if s["id"] == "down")
+        assert shard["healthy"] is False
+        assert f"<Secret {namespace}/broken key down> (127.0.0.1:1/shards)" in shard["lastError"]
+        assert "down:" in condition(obj, "Ready")["message"]  # type: ignore[index]
+        events = client.CoreV1Api(k8s).list_namespaced_event(namespace).items
+        assert "S3CRET" not in json.dumps(obj) and not [e for e in events if "S3CRET" in (e.message or "")]

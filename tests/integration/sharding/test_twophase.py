@@ -19,9 +19,11 @@ from fortress.sharding.errors import (
     TransactionAborted,
     TransactionConflict,
 )
+from fortress.sharding.operations import MultiSet, Transfer
+from fortress.sharding.recovery import recover
 from fortress.sharding.ring import Ring
 from fortress.sharding.router import Router
-from fortress.sharding.twophase import Coordinator, MultiSet, Transfer, recover
+from fortress.sharding.twophase import Coordinator
 from tests.integration.sharding.support import (  # noqa: F401 (the shards fixture)
     FOUR_SHARDS,
     contents,

@@ -32,6 +32,14 @@ def test_a_known_secret_is_named_never_shown(dsn: str) -> None:
     assert text.startswith("OSError: ")
 
 
+def test_hosts_and_ports_of_a_known_secret_stay_readable() -> None:
+    secret = Secret.of(DSNS[1], "shop", "ledger-db", "dsn")
+    text = describe(OSError("h1:5432 and h2:5433 refused; 5432 keys"), [secret])
+    assert text == "OSError: h1:5432 and h2:5433 refused; 5432 keys"
+    raw = Secret.of("postgresql://app:p@ss:w0rd@db:5432/x", "shop", "db", "dsn")
+    assert describe(OSError("p@ss:w0rd rejected at db:5432"), [raw]) == "OSError: *** rejected at db:5432"
+
+
 @pytest.mark.parametrize("dsn", DSNS)
 def test_an_unknown_dsn_is_scrubbed_by_shape(dsn: str) -> None:
     text = scrub(f"connection to {dsn} failed")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fortress.commands.shards import render, summary
+import pytest
+
+from fortress.adapters.kube import Resource
+from fortress.commands.shards import SHARD_CLUSTERS, collect, render, summary
 
 OBJ: dict[str, Any] = {
     "metadata": {"namespace": "prod", "name": "tenants"},
@@ -69,3 +72,31 @@ def test_render_shows_progress_and_shards() -> None:
         and "Open" in lines[header + 2]
         and "connection refused" in lines[header + 2]
     )
+
+
+class FakeKube:
+    """What ``collect`` calls of ``adapters.kube.BlockingKube``."""
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self.objects = objects
+
+    def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
+        assert resource == SHARD_CLUSTERS
+        meta = [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in self.objects]
+        return self.objects[meta.index((namespace, name))] if (namespace, name) in meta else None
+
+    def list(self, resource: Resource, namespace: str | None = None) -> list[dict[str, Any]]:
+        assert resource == SHARD_CLUSTERS
+        return [o for o in self.objects if namespace in (None, o["metadata"]["namespace"])]
+
+
+def test_collect_one_cluster_or_all_of_them_sorted() -> None:
+    other = {"metadata": {"namespace": "dev", "name": "b"}}
+    kube = FakeKube([OBJ, other])
+    assert [c["name"] for c in collect(kube, None, None)] == ["b", "tenants"]  # type: ignore[arg-type]
+    assert [c["name"] for c in collect(kube, "prod", None)] == ["tenants"]  # type: ignore[arg-type]
+    assert collect(kube, "prod", "tenants")[0]["totalKeys"] == 1000  # type: ignore[arg-type]
+    with pytest.raises(LookupError, match="ShardCluster prod/missing not found"):
+        collect(kube, "prod", "missing")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs --namespace"):
+        collect(kube, None, "tenants")  # type: ignore[arg-type]

@@ -1,14 +1,11 @@
-"""The rebalance planner, ring transitions and the status summary: pure, table-driven."""
+"""The rebalance planner and ring transitions: pure, table-driven."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
-from fortress.api.shardcluster import ShardClusterSpec
-from fortress.sharding.controller import Observed, ShardProbe, desired_ring, summarize
 from fortress.sharding.rebalance import (
     Checkpoint,
     InvalidCheckpoint,
@@ -246,114 +243,3 @@ def test_replication_factor_changes_republish_without_moving() -> None:
     decision = decide_ring(rf2, RoutingState(R3), list("abc"), None)
     assert decision.action is RingAction.PUBLISH and decision.routing is not None
     assert not decision.routing.moving
-
-
-# ----------------------------------------------------------------------------- status summary
-
-
-def spec(**overrides: Any) -> ShardClusterSpec:
-    raw: dict[str, Any] = {
-        "shards": [
-            {"id": s, "connection": {"secretKeyRef": {"name": "db", "key": s}}} for s in ("a", "b", "c")
-        ],
-        "virtualNodes": 32,
-    }
-    raw.update(overrides)
-    return ShardClusterSpec.model_validate(raw)
-
-
-def probes(**changes: ShardProbe) -> dict[str, ShardProbe]:
-    found = {
-        s: ShardProbe(s, True, "Closed", 100 * (i + 1), 10, f"db-{s}", True) for i, s in enumerate("abc")
-    }
-    found.update(changes)
-    return found
-
-
-def observe(**kwargs: Any) -> Observed:
-    published = RoutingState(Ring(desired_ring(spec())))
-    defaults: dict[str, Any] = {
-        "spec": spec(),
-        "name": "tenants",
-        "probes": probes(),
-        "endpoint_errors": {},
-        "published": published,
-        "decision": None,
-        "progress": None,
-        "in_doubt": 0,
-    }
-    defaults.update(kwargs)
-    return Observed(**defaults)
-
-
-def condition(outcome: Any, type_: str) -> Any:
-    return next((c for c in outcome.conditions if c.type == type_), None)
-
-
-def test_summary_of_a_healthy_cluster() -> None:
-    outcome = summarize(observe())
-    assert outcome.ready and outcome.reason == "Serving" and outcome.phase == "Ready"
-    fields = outcome.fields
-    assert fields["totalKeys"] == 600 and fields["imbalance"] == 1.5 and fields["shardCount"] == 3
-    assert fields["ringConfigMap"] == "tenants-ring" and fields["coordinator"] == "a"
-    assert fields["shards"][0] == {
-        "id": "a",
-        "healthy": True,
-        "circuit": "Closed",
-        "keys": 100,
-        "preparedTransactionsEnabled": True,
-    }
-    assert fields["rebalance"] == {"phase": "Idle"}
-    assert condition(outcome, "PreparedTransactions").status is True
-    assert condition(outcome, "Rebalanced").status is True
-    assert not outcome.events
-
-
-def test_summary_reports_prepared_transactions_disabled_with_an_event() -> None:
-    outcome = summarize(observe(probes=probes(b=ShardProbe("b", True, "Closed", 1, 0, "db-b", True))))
-    assert outcome.ready  # keys are served; only cross-shard transactions touching b are refused
-    cond = condition(outcome, "PreparedTransactions")
-    assert cond.status is False and cond.reason == "PreparedTransactionsDisabled" and "b" in cond.message
-    assert [e.reason for e in outcome.events] == ["PreparedTransactionsDisabled"]
-    assert outcome.fields["shards"][1]["preparedTransactionsEnabled"] is False
-
-
-def test_summary_of_an_unavailable_shard() -> None:
-    down = ShardProbe("c", False, "Open", error="shard c is unavailable: connection refused")
-    outcome = summarize(observe(probes=probes(c=down)))
-    assert not outcome.ready and outcome.reason == "ShardUnavailable" and outcome.phase == "Degraded"
-    assert "connection refused" in outcome.message
-    assert outcome.fields["shards"][2] == {
-        "id": "c",
-        "healthy": False,
-        "circuit": "Open",
-        "lastError": "shard c is unavailable: connection refused",
-    }
-
-
-def test_summary_of_missing_secrets_and_shared_databases() -> None:
-    outcome = summarize(observe(endpoint_errors={"b": "Secret ns/db not found"}))
-    assert not outcome.ready and outcome.reason == "SecretNotFound" and "Secret ns/db" in outcome.message
-    same = {s: replace(p, identity="one", keys=100) for s, p in probes().items()}
-    shared = summarize(observe(probes=same))
-    assert shared.ready and condition(shared, "DistinctDatabases").status is False
-    assert shared.fields["totalKeys"] == 100  # one database counted once
-    assert "SharedDatabase" in [e.reason for e in shared.events]
-
-
-def test_summary_while_rebalancing_and_when_refused() -> None:
-    moving = RoutingState(Ring(desired_ring(spec())), Ring.build(["a", "b"], virtual_nodes=32))
-    progress = Progress(Phase.MOVING, "x", "y", 50, 20, rate=10.0, eta_seconds=3)
-    outcome = summarize(observe(published=moving, progress=progress))
-    assert outcome.ready and outcome.reason == "Rebalancing"
-    assert outcome.fields["rebalance"]["moved"] == 20 and "20/50" in outcome.message
-    assert condition(outcome, "Rebalanced").status is False
-    refused = decide_ring(SPEC3, RoutingState(R4), ["a", "b", "c"], None)
-    blocked = summarize(observe(decision=refused))
-    assert not blocked.ready and blocked.reason == "ShardRemovalRefused" and blocked.phase == "Blocked"
-    assert "ShardRemovalRefused" in [e.reason for e in blocked.events]
-
-
-def test_summary_of_an_unreadable_ring() -> None:
-    outcome = summarize(observe(published=None, ring_error="not valid JSON"))
-    assert not outcome.ready and outcome.reason == "RingConfigMapInvalid"

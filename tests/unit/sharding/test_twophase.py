@@ -7,18 +7,15 @@ from typing import Any
 import pytest
 
 from fortress.sharding.errors import InsufficientFunds, InvalidKey, InvalidValue, KeyNotFound, NotABalance
-from fortress.sharding.twophase import (
+from fortress.sharding.gid import Gid, cluster_tag
+from fortress.sharding.operations import MultiSet, Operation, Transfer, apply_operations, validate_operations
+from fortress.sharding.recovery_plan import (
     Action,
-    Gid,
     LogEntry,
-    MultiSet,
-    Operation,
     PreparedTx,
-    Transfer,
-    apply_operations,
-    cluster_tag,
+    completed_rows,
     decide_recovery,
-    validate_operations,
+    resolve,
 )
 
 TAG = cluster_tag("default/tenants")
@@ -193,3 +190,41 @@ def test_completed_rows_are_marked_only_without_prepared_participants_left() -> 
 def test_negative_grace_is_invalid() -> None:
     with pytest.raises(ValueError, match="grace period"):
         decide_recovery([], {}, tag=TAG, grace=-1, readable_coordinators=(), observed_shards=())
+
+
+@pytest.mark.parametrize(
+    ("entry", "readable", "age", "action", "reason"),
+    [
+        (None, False, 999.0, Action.WAIT, "unreachable or unknown"),
+        (LogEntry(gid(None), "commit"), True, 0.0, Action.COMMIT, "decision is commit"),
+        (LogEntry(gid(None), "abort"), True, 0.0, Action.ROLLBACK, "decision is abort"),
+        (LogEntry(gid(None), "maybe"), True, 999.0, Action.WAIT, "unknown decision 'maybe'"),
+        (LogEntry(gid(None), None), True, 60.0, Action.ROLLBACK, "presumed abort"),
+        (None, True, 59.0, Action.WAIT, "no decision yet, 59.0s old"),
+    ],
+)
+def test_resolve_one_participant(
+    entry: LogEntry | None, readable: bool, age: float, action: Action, reason: str
+) -> None:
+    parsed = Gid.parse(gid())
+    assert parsed is not None
+    resolution = resolve(PreparedTx("shard-b", gid(), age), parsed, entry, readable, grace=60.0)
+    assert resolution.action is action and reason in resolution.reason
+    assert (resolution.shard, resolution.gid) == ("shard-b", gid())
+
+
+@pytest.mark.parametrize(
+    ("entry", "still_prepared", "observed", "completed"),
+    [
+        (LogEntry("g", "commit", ("shard-b",)), set(), {"shard-b"}, ["g"]),
+        (LogEntry("g", "abort", ("shard-b", "shard-c")), set(), {"shard-b", "shard-c"}, ["g"]),
+        (LogEntry("g", "commit", ("shard-b",)), {"g"}, {"shard-b"}, []),  # a participant still prepared
+        (LogEntry("g", "commit", ("shard-b", "shard-c")), set(), {"shard-b"}, []),  # shard-c not listed
+        (LogEntry("g", "commit", ("shard-b",), completed=True), set(), {"shard-b"}, []),
+        (LogEntry("g", None, ("shard-b",)), set(), {"shard-b"}, []),  # undecided
+    ],
+)
+def test_completed_rows(
+    entry: LogEntry, still_prepared: set[str], observed: set[str], completed: list[str]
+) -> None:
+    assert completed_rows({entry.gid: entry}, still_prepared, observed) == completed
