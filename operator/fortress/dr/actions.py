@@ -19,7 +19,7 @@ import asyncpg
 
 from fortress.api.drplan import FencingMethod
 from fortress.dr.conninfo import parse_conninfo, replication_conninfo
-from fortress.dr.election import caught_up
+from fortress.dr.judge import caught_up
 from fortress.dr.probe import connect
 from fortress.dr.topology import parse_lsn
 
