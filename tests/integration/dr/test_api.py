@@ -11,9 +11,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from kubernetes import client
 
+from fortress.adapters.kube import Kube
 from fortress.api import GROUP, VERSION
+from fortress.api.drplan import PrimaryService
 from fortress.cli import main
 from fortress.dr import api as dr_api
+from fortress.dr.kubeio import ServiceError, point_service, service_target
 from fortress.http.app import create_app
 from fortress.http.auth import TokenStore
 from fortress.http.server import ApiConfig
@@ -178,25 +181,22 @@ async def test_cli_status_and_failover(kube_api: KubeTarget, k8s: client.ApiClie
 async def test_service_is_pointed_at_one_region_only(
     kube_api: KubeTarget, k8s: client.ApiClient, namespace: str
 ) -> None:
-    from fortress.api.drplan import PrimaryService
-    from fortress.dr.kube_actions import KubeActions, ServiceError
-
-    kube = KubeActions(await asyncio.to_thread(kube_api.cluster))
+    kube = Kube(await asyncio.to_thread(kube_api.cluster))
     try:
         endpoints = PrimaryService(name="db", mode="Endpoints", port=5432)
-        assert await kube.point_service(namespace, endpoints, "p", "10.0.0.1", 6000) == "10.0.0.1:6000"
-        assert await kube.point_service(namespace, endpoints, "p", "10.0.0.2", 6001) == "10.0.0.2:6001"
-        assert await kube.service_target(namespace, endpoints) == "10.0.0.2:6001"
+        assert await point_service(kube, namespace, endpoints, "p", "10.0.0.1", 6000) == "10.0.0.1:6000"
+        assert await point_service(kube, namespace, endpoints, "p", "10.0.0.2", 6001) == "10.0.0.2:6001"
+        assert await service_target(kube, namespace, endpoints) == "10.0.0.2:6001"
         with pytest.raises(ServiceError, match="not an IP address"):
-            await kube.point_service(namespace, endpoints, "p", "db.example.com", 5432)
+            await point_service(kube, namespace, endpoints, "p", "db.example.com", 5432)
         external = PrimaryService(name="ext", mode="ExternalName", port=5432)
-        assert await kube.point_service(namespace, external, "p", "db.eastus.example.com", 5432) == (
+        assert await point_service(kube, namespace, external, "p", "db.eastus.example.com", 5432) == (
             "db.eastus.example.com"
         )
-        assert await kube.service_target(namespace, external) == "db.eastus.example.com"
+        assert await service_target(kube, namespace, external) == "db.eastus.example.com"
         selected = {"metadata": {"name": "app"}, "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}
         await asyncio.to_thread(client.CoreV1Api(k8s).create_namespaced_service, namespace, selected)
         with pytest.raises(ServiceError, match="has a selector"):
-            await kube.point_service(namespace, PrimaryService(name="app"), "p", "10.0.0.1", 5432)
+            await point_service(kube, namespace, PrimaryService(name="app"), "p", "10.0.0.1", 5432)
     finally:
         await kube.close()
