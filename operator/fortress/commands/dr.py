@@ -59,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dr_verb == "rejoin":
         return _rejoin(args)
     from fortress.adapters.kube import ApiException, BlockingKube, load_cluster
+    from fortress.core.errors import describe
     from fortress.dr import control
 
     try:
@@ -83,10 +84,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"refused: {error}", file=sys.stderr)
         return EXIT_REFUSED
     except ApiException as error:
-        print(f"error: Kubernetes API answered {error.status}: {error.reason}", file=sys.stderr)
+        print(f"error: Kubernetes API answered {describe(error)}", file=sys.stderr)
         return EXIT_API
     except Exception as error:  # configuration: no kubeconfig, unreachable server
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {describe(error)}", file=sys.stderr)
         return EXIT_API
 
 
@@ -115,6 +116,7 @@ def _rejoin(args: argparse.Namespace) -> int:
         print("error: --source-dsn (or FORTRESS_SOURCE_DSN) is required", file=sys.stderr)
         return EXIT_USAGE
     from fortress.adapters.pgbin import find_bindir
+    from fortress.core.errors import Secret, describe
     from fortress.dr.rejoin import RejoinError, bindir_runner, rejoin
 
     bindir = args.bindir or find_bindir()
@@ -129,8 +131,8 @@ def _rejoin(args: argparse.Namespace) -> int:
             application_name=args.application_name,
             allow_reclone=not args.no_reclone,
         )
-    except RejoinError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except RejoinError as error:  # the tools' output: the source DSN named, never shown
+        print(f"error: {describe(error, [Secret(args.source_dsn, '<the source DSN>')])}", file=sys.stderr)
         return EXIT_PENDING
     print(
         f"rejoined with {result.method}: {result.detail}; start the server: it streams from the new primary"

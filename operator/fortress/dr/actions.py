@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from fortress.api.drplan import FencingMethod
+from fortress.core.errors import describe
 from fortress.core.time import now
 from fortress.dr.conninfo import parse_conninfo, replication_conninfo
 from fortress.dr.judge import caught_up
@@ -85,7 +86,7 @@ async def _stop(dsn: str, timeout: float) -> tuple[bool, str]:
         pid = int(await conn.fetchval("SELECT split_part(pg_read_file('postmaster.pid'), E'\\n', 1)"))
         await conn.execute(f"COPY (SELECT 1) TO PROGRAM 'kill -INT {pid}'")
     except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedFunctionError) as error:
-        return False, f"read-only; could not stop the server: {error}"
+        return False, f"read-only; could not stop the server: {describe(error)}"
     except (
         asyncpg.ConnectionDoesNotExistError,
         asyncpg.AdminShutdownError,
