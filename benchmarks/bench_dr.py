@@ -31,7 +31,7 @@ import asyncpg
 from kubernetes import client
 
 from fortress.adapters import migrations
-from fortress.adapters.kube import load_cluster
+from fortress.adapters.kube import BlockingKube, load_cluster
 from fortress.adapters.pgbin import find_bindir
 from fortress.dr import control
 from fortress_dev.emulator import EmulatorThread
@@ -105,10 +105,10 @@ class Writer:
             await self._task
 
 
-async def _until(api: client.ApiClient, ns: str, test: Any, timeout: float) -> dict[str, Any]:
+async def _until(kube: BlockingKube, ns: str, test: Any, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        report = await asyncio.to_thread(control.plan_report, api, ns, PLAN)
+        report = await asyncio.to_thread(control.plan_report, kube, ns, PLAN)
         if test(report):
             return report
         if time.monotonic() > deadline:
@@ -131,7 +131,7 @@ def _delete(api: client.ApiClient, ns: str) -> None:
         client.CoreV1Api(api).delete_namespace(ns)
 
 
-async def run_once(api: client.ApiClient, factory: PgFactory, scenario: str) -> Result:
+async def run_once(api: client.ApiClient, kube: BlockingKube, factory: PgFactory, scenario: str) -> Result:
     synchronous = scenario.startswith("sync")
     keys = [r.key for r in THREE_CLOUDS]
     clusters = await asyncio.to_thread(start_clusters, factory, keys)
@@ -144,20 +144,20 @@ async def run_once(api: client.ApiClient, factory: PgFactory, scenario: str) -> 
             await primary.execute(f"ALTER SYSTEM SET synchronous_standby_names = 'FIRST 1 (\"{keys[1]}\")'")
             await primary.execute("SELECT pg_reload_conf()")
         await asyncio.to_thread(_create, api, ns, clusters, synchronous)
-        report = await _until(api, ns, lambda r: r["phase"] == "Protected", 60)
+        report = await _until(kube, ns, lambda r: r["phase"] == "Protected", 60)
         old = report["primaryRegion"]
         writer = Writer(api, ns)
         writer.start()
         await asyncio.sleep(1.5)
         if scenario.endswith("switchover"):
             await asyncio.to_thread(
-                control.request_failover, api, ns, PLAN, f"{PLAN}-{keys[1]}", switchover=True
+                control.request_failover, kube, ns, PLAN, f"{PLAN}-{keys[1]}", switchover=True
             )
             cut = time.monotonic()
         else:
             cut = time.monotonic()
             await asyncio.to_thread(primary.kill9)
-        report = await _until(api, ns, lambda r: r["primaryRegion"] not in (None, old), 90)
+        report = await _until(kube, ns, lambda r: r["primaryRegion"] not in (None, old), 90)
         await asyncio.sleep(1.0)  # the writer carries on against the new primary
         await writer.stop()
         last = report["lastFailover"]
@@ -227,13 +227,15 @@ async def main(runs: int, scenarios: list[str], debug: str | None = None) -> int
     try:
         cluster = await asyncio.to_thread(load_cluster, str(write_kubeconfig(workdir / "kubeconfig", server)))
         api = client.ApiClient(cluster.configuration)
+        kube = BlockingKube(cluster)
         async with operator_running(cluster):
             for scenario in scenarios:
                 for _ in range(1 if scenario.endswith("switchover") else runs):
-                    result = await run_once(api, factory, scenario)
+                    result = await run_once(api, kube, factory, scenario)
                     results.append(result)
                     print(f"  {scenario}: RTO {result.rto:.2f}s, lost {result.lost}", flush=True)
         await asyncio.to_thread(api.close)
+        await asyncio.to_thread(kube.close)
     finally:
         await asyncio.to_thread(factory.close)
         await asyncio.to_thread(emulator.stop)

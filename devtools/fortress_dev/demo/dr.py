@@ -15,6 +15,7 @@ import asyncpg
 from kubernetes import client
 
 from fortress.adapters import migrations
+from fortress.adapters.kube import BlockingKube
 from fortress.api import GROUP, VERSION
 from fortress.dr import control
 from fortress_dev.localregions import (
@@ -43,12 +44,23 @@ async def demo(ctx: Any) -> None:
         + ", ".join(f"{r.provider} {r.location} :{clusters[r.key].port}" for r in THREE_CLOUDS)
         + f" (up in {time.monotonic() - started:.1f}s)"
     )
-    ns = ctx.namespace
+    kube = BlockingKube(ctx.cluster)
+    try:
+        await _fail_over(ctx, kube, clusters)
+    finally:
+        await asyncio.to_thread(kube.close)
+
+
+async def _fail_over(ctx: Any, kube: BlockingKube, clusters: dict[str, Any]) -> None:
+    """Apply the plan, kill -9 its primary under a writer, and show what the operator did."""
+    say, ns = ctx.say, ctx.namespace
+    keys = [r.key for r in THREE_CLOUDS]
+    primary = clusters[keys[0]]
     await asyncio.to_thread(
         apply_local_plan, ctx.api, ns, clusters, plan=PLAN, secret=SECRET,
         service=SERVICE, check_interval="1s", failure_threshold=3, rto_target="15s",
     )  # fmt: skip
-    report = await _until(ctx.api, ns, lambda r: r["phase"] == "Protected", 30, "the plan to be Protected")
+    report = await _until(kube, ns, lambda r: r["phase"] == "Protected", 30, "the plan to be Protected")
     say(control.render(report))
 
     writer = _Writer(lambda: _service_dsn(ctx.api, ns))
@@ -58,7 +70,7 @@ async def demo(ctx: Any) -> None:
     say(f"DR: kill -9 the primary ({old}) with a writer going through Service {SERVICE}")
     killed = time.monotonic()
     await asyncio.to_thread(primary.kill9)
-    report = await _until(ctx.api, ns, lambda r: r["primaryRegion"] not in (None, old), 60, "a failover")
+    report = await _until(kube, ns, lambda r: r["primaryRegion"] not in (None, old), 60, "a failover")
     took = time.monotonic() - killed
     last = report["lastFailover"]
     say(
@@ -66,7 +78,7 @@ async def demo(ctx: Any) -> None:
         f"{last['rtoSeconds']}s (first failed check to first committed write), RPO {last['rpoBytes']} "
         f"bytes / {last['rpoSeconds']}s; Service {SERVICE} -> {report['serviceEndpoint']}"
     )
-    report = await _until(ctx.api, ns, lambda r: r["phase"] == "Protected", 30, "the other standby to follow")
+    report = await _until(kube, ns, lambda r: r["phase"] == "Protected", 30, "the other standby to follow")
     await asyncio.sleep(1.0)
     await writer.stop()
     new_key = next(k for k in keys if f"{PLAN}-{k}" == report["primaryRegion"])
@@ -79,23 +91,21 @@ async def demo(ctx: Any) -> None:
         "primary's last observed WAL position)"
     )
     await asyncio.to_thread(primary.start)
-    await _until(
-        ctx.api, ns, lambda r: _read_only(ctx.api, ns, old), 30, "the fence on the returning primary"
-    )
+    await _until(kube, ns, lambda r: _read_only(ctx.api, ns, old), 30, "the fence on the returning primary")
     try:
         await primary.execute("INSERT INTO demo_writes (id) VALUES (-1)")
         raise RuntimeError(f"the old primary {old} accepted a write after it came back")
     except asyncpg.ReadOnlySQLTransactionError:
         say(f"DR: the old primary {old} restarted: fenced again (read-only); `fortress dr rejoin` rejoins it")
-    report = await asyncio.to_thread(control.plan_report, ctx.api, ns, PLAN)
+    report = await asyncio.to_thread(control.plan_report, kube, ns, PLAN)
     say(control.render(report))
     await asyncio.to_thread(delete_local_plan, ctx.api, ns, PLAN)
 
 
-async def _until(api: client.ApiClient, ns: str, test: Any, timeout: float, what: str) -> dict[str, Any]:
+async def _until(kube: BlockingKube, ns: str, test: Any, timeout: float, what: str) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        report = await asyncio.to_thread(control.plan_report, api, ns, PLAN)
+        report = await asyncio.to_thread(control.plan_report, kube, ns, PLAN)
         if test(report):
             return report
         if time.monotonic() > deadline:

@@ -58,27 +58,25 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.dr_verb == "rejoin":
         return _rejoin(args)
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    from fortress.adapters.kube import load_cluster
+    from fortress.adapters.kube import ApiException, BlockingKube, load_cluster
+    from fortress.core.errors import describe
     from fortress.dr import control
 
     try:
         cluster = load_cluster(args.kubeconfig, args.context)
-        with client.ApiClient(cluster.configuration) as api:
+        with BlockingKube(cluster) as kube:
             if args.dr_verb == "status":
-                report = control.plan_report(api, args.namespace, args.plan)
+                report = control.plan_report(kube, args.namespace, args.plan)
                 print(json.dumps(report, indent=2) if args.output == "json" else control.render(report))
                 return EXIT_OK if report["ready"] == "True" else EXIT_PENDING
             request = control.request_failover(
-                api, args.namespace, args.plan, args.target, switchover=args.switchover, force=args.force
+                kube, args.namespace, args.plan, args.target, switchover=args.switchover, force=args.force
             )
             print(
-                f"requested {request['type']} of {args.namespace}/{args.plan} to {args.target} "
+                f"requested {request['action']} of {args.namespace}/{args.plan} to {args.target} "
                 f"(requestId {request['requestId']})"
             )
-            return _wait(api, args, request) if args.wait > 0 else EXIT_OK
+            return _wait(kube, args, request) if args.wait > 0 else EXIT_OK
     except control.NotFound as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_NOT_FOUND
@@ -86,25 +84,27 @@ def _run(args: argparse.Namespace) -> int:
         print(f"refused: {error}", file=sys.stderr)
         return EXIT_REFUSED
     except ApiException as error:
-        print(f"error: Kubernetes API answered {error.status}: {error.reason}", file=sys.stderr)
+        print(f"error: Kubernetes API answered {describe(error)}", file=sys.stderr)
         return EXIT_API
     except Exception as error:  # configuration: no kubeconfig, unreachable server
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {describe(error)}", file=sys.stderr)
         return EXIT_API
 
 
-def _wait(api: Any, args: argparse.Namespace, request: dict[str, Any]) -> int:
+def _wait(kube: Any, args: argparse.Namespace, request: dict[str, Any]) -> int:
     from fortress.dr import control
 
     deadline = time.monotonic() + args.wait
     while time.monotonic() < deadline:
-        report = control.plan_report(api, args.namespace, args.plan)
+        report = control.plan_report(kube, args.namespace, args.plan)
         if report["pendingRequest"] is None:
             last = report.get("lastFailover") or {}
             if last.get("requestId") == request["requestId"]:
                 print(control.render(report))
                 return EXIT_OK
-            print(f"the operator did not act: {report['message']}", file=sys.stderr)
+            handled = report.get("lastRequest") or {}
+            why = handled.get("message") if handled.get("requestId") == request["requestId"] else None
+            print(f"the operator did not act: {why or report['message']}", file=sys.stderr)
             return EXIT_REFUSED
         time.sleep(0.5)
     print(f"the operator has not acted on {request['requestId']} after {args.wait:g}s", file=sys.stderr)
@@ -116,6 +116,7 @@ def _rejoin(args: argparse.Namespace) -> int:
         print("error: --source-dsn (or FORTRESS_SOURCE_DSN) is required", file=sys.stderr)
         return EXIT_USAGE
     from fortress.adapters.pgbin import find_bindir
+    from fortress.core.errors import Secret, describe
     from fortress.dr.rejoin import RejoinError, bindir_runner, rejoin
 
     bindir = args.bindir or find_bindir()
@@ -130,8 +131,8 @@ def _rejoin(args: argparse.Namespace) -> int:
             application_name=args.application_name,
             allow_reclone=not args.no_reclone,
         )
-    except RejoinError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except RejoinError as error:  # the tools' output: the source DSN named, never shown
+        print(f"error: {describe(error, [Secret(args.source_dsn, '<the source DSN>')])}", file=sys.stderr)
         return EXIT_PENDING
     print(
         f"rejoined with {result.method}: {result.detail}; start the server: it streams from the new primary"

@@ -322,9 +322,20 @@ class ObjectLoop:
     ) -> None:
         """Write the status of an object this loop owns the status of."""
         delta = merge.changes(current or {}, patch)
-        if delta:
-            async with self._writing:
-                await self._patch(ref, delta)
+        if not delta:
+            return
+        async with self._writing:
+            written = await self._patch(ref, delta)
+        other = self.services.loops.get(*ref.key)
+        if written is not None and other is not None and other is not self:
+            other.written_by_owner(written)
+
+    def written_by_owner(self, body: Mapping[str, Any]) -> None:
+        """The loop that owns this object's status wrote it: that is the status now (the next own
+        write is computed against it, not against what this loop wrote before)."""
+        uid = (body.get("metadata") or {}).get("uid")
+        if self._memory.status is not None and uid == self._memory.uid:
+            self._memory.status = dict(body.get("status") or {})
 
     async def _patch(self, ref: ObjectRef, delta: Mapping[str, Any]) -> dict[str, Any] | None:
         """Patch the status subresource; None when the object is gone."""

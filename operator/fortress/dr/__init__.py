@@ -1,7 +1,9 @@
 """Multi-region PostgreSQL disaster recovery: DRPlan and DRRegion.
 
-Pure: ``topology`` (what one check saw), ``election`` (what to do about it), ``lease`` (who may act),
-``conninfo`` and ``status`` (status patches). Adapters: ``probe`` and ``actions`` (asyncpg),
-``kube_actions`` (Kubernetes), ``rejoin`` (pg_rewind / pg_basebackup on a region's host). Glue:
-``check`` (one check: observe, decide, act, write status) and ``handlers`` (Kopf).
+Pure: ``topology`` (what one check saw), ``decision``, ``judge`` and ``election`` (what to do about
+it), ``lease`` (who may act), ``conninfo`` and ``status`` (the statuses and Events). Adapters:
+``probe``, ``actions`` and ``history`` (asyncpg), ``kubeio`` (Kubernetes, over the shared client),
+``rejoin`` (pg_rewind / pg_basebackup on a region's host). The check: ``reconciler`` (one check per
+step of the plan's loop) on ``observe``, ``housekeep`` and ``promote``; ``handlers`` is the glue.
+``control`` and ``api`` serve ``fortress dr``, the kubectl plugin and the HTTP API.
 """

@@ -1,4 +1,4 @@
-"""What the operator does to a region's PostgreSQL: fence, promote, repoint, record (asyncpg).
+"""What the operator does to a region's PostgreSQL: fence, promote, repoint (asyncpg).
 
 Every action opens its own short-lived connection with a timeout and is idempotent: fencing a
 fenced server, promoting a primary or pointing a standby where it already points changes nothing.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,18 +17,16 @@ from typing import Any
 import asyncpg
 
 from fortress.api.drplan import FencingMethod
+from fortress.core.errors import describe
+from fortress.core.time import now
 from fortress.dr.conninfo import parse_conninfo, replication_conninfo
-from fortress.dr.election import caught_up
+from fortress.dr.judge import caught_up
 from fortress.dr.probe import connect
 from fortress.dr.topology import parse_lsn
 
 Clock = Callable[[], dt.datetime]
 
 TIMELINE_SQL = "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int"
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def literal(text: str) -> str:
@@ -89,7 +86,7 @@ async def _stop(dsn: str, timeout: float) -> tuple[bool, str]:
         pid = int(await conn.fetchval("SELECT split_part(pg_read_file('postmaster.pid'), E'\\n', 1)"))
         await conn.execute(f"COPY (SELECT 1) TO PROGRAM 'kill -INT {pid}'")
     except (asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedFunctionError) as error:
-        return False, f"read-only; could not stop the server: {error}"
+        return False, f"read-only; could not stop the server: {describe(error)}"
     except (
         asyncpg.ConnectionDoesNotExistError,
         asyncpg.AdminShutdownError,
@@ -130,7 +127,7 @@ class Promotion:
     was_primary: bool  # already promoted (a resumed operation)
 
 
-async def promote(dsn: str, timeout: float = 30.0, clock: Clock = _now) -> Promotion:
+async def promote(dsn: str, timeout: float = 30.0, clock: Clock = now) -> Promotion:
     """``pg_promote()`` and wait until the server commits a write transaction."""
     conn = await connect(dsn, timeout)
     try:
@@ -162,7 +159,7 @@ async def _switch_lsn(conn: Any, timeline: int) -> int | None:
         return None
 
 
-async def wait_writable(dsn: str, timeout: float = 10.0, clock: Clock = _now) -> dt.datetime:
+async def wait_writable(dsn: str, timeout: float = 10.0, clock: Clock = now) -> dt.datetime:
     """Wait until a new session commits a write (as applications' sessions would); return when."""
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
@@ -258,130 +255,3 @@ async def wait_caught_up(primary_dsn: str, target_dsn: str, wait_seconds: float,
                 f"(primary at {primary_lsn}, target replayed {replayed})"
             )
         await asyncio.sleep(0.02)
-
-
-@dataclass(frozen=True)
-class RegionRow:
-    name: str
-    provider: str
-    location: str
-    role: str
-    endpoint_host: str
-    endpoint_port: int
-    priority: int
-    promotable: bool
-    healthy: bool | None
-    fenced: bool
-    fenced_reason: str | None
-
-
-@dataclass(frozen=True)
-class LagSample:
-    source: str
-    target: str
-    replay_lsn: str | None
-    lag_bytes: int | None
-    lag_seconds: float | None
-
-
-@dataclass(frozen=True)
-class FailoverEvent:
-    namespace: str
-    plan: str
-    type: str
-    from_region: str | None
-    to_region: str
-    reason: str
-    outcome: str
-    detected_at: dt.datetime
-    promoted_at: dt.datetime
-    completed_at: dt.datetime
-    rto_seconds: float
-    rpo_bytes: int | None
-    rpo_seconds: float | None
-    details: dict[str, Any]
-
-
-async def record_failover(
-    dsn: str,
-    event: FailoverEvent,
-    regions: Sequence[RegionRow] = (),
-    samples: Sequence[LagSample] = (),
-    timeout: float = 10.0,
-) -> int | None:
-    """Insert the failover into failover_events on the new primary (with the regions' roles in
-    cloud_regions and the last lag samples in replication_log); None when the tables are absent."""
-    conn = await connect(dsn, timeout)
-    try:
-        async with conn.transaction():
-            await conn.execute("SET LOCAL synchronous_commit = local")  # never wait for a standby here
-            for row in sorted(regions, key=lambda r: r.role == "Primary"):  # demote before promote
-                await conn.execute(
-                    """
-                    INSERT INTO cloud_regions AS c (namespace, name, plan, provider, location, role,
-                        endpoint_host, endpoint_port, priority, promotable, healthy, fenced, fenced_reason,
-                        last_checked_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now())
-                    ON CONFLICT (namespace, name) DO UPDATE SET plan = EXCLUDED.plan,
-                        provider = EXCLUDED.provider, location = EXCLUDED.location, role = EXCLUDED.role,
-                        endpoint_host = EXCLUDED.endpoint_host, endpoint_port = EXCLUDED.endpoint_port,
-                        priority = EXCLUDED.priority, promotable = EXCLUDED.promotable,
-                        healthy = EXCLUDED.healthy, fenced = EXCLUDED.fenced,
-                        fenced_reason = EXCLUDED.fenced_reason, last_checked_at = now(), updated_at = now()
-                    """,
-                    event.namespace,
-                    row.name,
-                    event.plan,
-                    row.provider,
-                    row.location,
-                    row.role,
-                    row.endpoint_host,
-                    row.endpoint_port,
-                    row.priority,
-                    row.promotable,
-                    row.healthy,
-                    row.fenced,
-                    row.fenced_reason,
-                )
-            for sample in samples:
-                await conn.execute(
-                    """
-                    INSERT INTO replication_log (namespace, plan, source_region, target_region, state,
-                        replay_lsn, lag_bytes, lag_seconds, details)
-                    VALUES ($1, $2, $3, $4, 'last-before-failover', $5::text::pg_lsn, $6, $7, '{}'::jsonb)
-                    """,
-                    event.namespace,
-                    event.plan,
-                    sample.source,
-                    sample.target,
-                    sample.replay_lsn,
-                    sample.lag_bytes,
-                    sample.lag_seconds,
-                )
-            event_id = await conn.fetchval(
-                """
-                INSERT INTO failover_events (namespace, plan, type, from_region, to_region, reason, outcome,
-                    detected_at, promoted_at, completed_at, rto_seconds, rpo_bytes, rpo_seconds, details)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)
-                RETURNING id
-                """,
-                event.namespace,
-                event.plan,
-                event.type,
-                event.from_region,
-                event.to_region,
-                event.reason,
-                event.outcome,
-                event.detected_at,
-                event.promoted_at,
-                event.completed_at,
-                event.rto_seconds,
-                event.rpo_bytes,
-                event.rpo_seconds,
-                json.dumps(event.details),
-            )
-        return int(event_id)
-    except asyncpg.UndefinedTableError:
-        return None
-    finally:
-        await conn.close(timeout=timeout)

@@ -1,25 +1,27 @@
 """The DR HTTP API: request a failover or switchover, read plans' status and health.
 
-``POST /api/v1/dr/failover`` (admin) writes the plan's ``spec.request`` through the Kubernetes API;
-the operator acts on it at its next check (202 Accepted). ``GET /api/v1/dr/status`` and
-``GET /api/v1/dr/health`` (read) report what the latest checks wrote. 404 unknown plan or region,
-409 a request is pending or the target is already primary, 422 the region belongs to another plan,
-503 no Kubernetes API configured or reachable.
+``POST /api/v1/dr/failover`` (admin) writes the plan's ``spec.request`` through the Kubernetes API,
+refused if the plan changed since it was read; the operator acts on it at once (202 Accepted).
+``GET /api/v1/dr/status`` and ``GET /api/v1/dr/health`` (read) report what the latest checks wrote.
+404 unknown plan or region, 409 a request is pending, the target is already primary or the plan
+changed meanwhile, 422 the region belongs to another plan, 503 no Kubernetes API configured or
+reachable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any, Final, Literal
 
 from aiohttp import web
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from fortress.adapters.kube import ApiException, BlockingKube, Cluster, load_cluster
 from fortress.api.common import DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN
+from fortress.core.errors import describe
 from fortress.dr import control
 from fortress.http.auth import Scope
 from fortress.http.errors import bad_request, conflict, not_found, unavailable, unprocessable
@@ -43,21 +45,35 @@ class FailoverBody(Wire):
     target_region: str = Field(
         pattern=DNS_SUBDOMAIN_PATTERN, max_length=253, description="DRRegion to promote."
     )
-    type: Literal["failover", "switchover"] = Field(default="failover", description="failover or switchover.")
+    action: Literal["failover", "switchover"] | None = Field(
+        default=None, description="failover (the default) or switchover."
+    )
+    type: Literal["failover", "switchover"] | None = Field(
+        default=None, description="Deprecated name of action, read for one more release; use action."
+    )
     force: bool = Field(
         default=False, description="Promote even beyond the plan's lag limit (may lose data)."
     )
+
+    @model_validator(mode="after")
+    def _one_action(self) -> FailoverBody:
+        if self.action is not None and self.type is not None and self.action != self.type:
+            raise ValueError("action and its deprecated name type differ; give action only")
+        return self
+
+    @property
+    def wanted(self) -> str:
+        return self.action or self.type or "failover"
 
 
 class FailoverAccepted(Wire):
     namespace: str
     plan: str
     target_region: str
-    type: str
+    action: str
+    type: str = Field(description="Deprecated: the same as action, for one more release.")
     force: bool
-    request_id: str = Field(
-        description="The operator acts on this request once; see status.handledRequestId."
-    )
+    request_id: str = Field(description="The operator acts on this request once; see status.lastRequest.")
 
 
 class RegionHealth(Wire):
@@ -102,46 +118,43 @@ class StatusList(Wire):
 
 
 class _Kube:
-    """A Kubernetes client loaded on first use (the API may serve other subsystems without one)."""
+    """A Kubernetes client made on first use (the API may serve other subsystems without one)."""
 
-    def __init__(self) -> None:
-        self.api: client.ApiClient | None = None
+    def __init__(self, kube: BlockingKube | None = None) -> None:
+        self.kube = kube
         self._lock = asyncio.Lock()
 
-    async def get(self) -> client.ApiClient:
+    async def get(self) -> BlockingKube:
         async with self._lock:
-            if self.api is None:
-                from fortress.adapters.kube import load_cluster
+            if self.kube is None:
                 from fortress.settings import Settings
 
                 try:
                     cluster = await asyncio.to_thread(load_cluster, Settings.from_env().kubeconfig)
                 except Exception as error:
                     raise unavailable(
-                        "kubernetes_unavailable", f"no Kubernetes API configured: {error}"
+                        "kubernetes_unavailable", f"no Kubernetes API configured: {describe(error)}"
                     ) from None
-                self.api = client.ApiClient(cluster.configuration)
-            return self.api
+                self.kube = BlockingKube(cluster)
+            return self.kube
 
     async def close(self) -> None:
-        if self.api is not None:
-            await asyncio.to_thread(self.api.close)
+        if self.kube is not None:
+            await asyncio.to_thread(self.kube.close)
 
 
 KUBE: web.AppKey[_Kube] = web.AppKey("dr_kube", _Kube)
 
 
-def use_api_client(app: web.Application, api: client.ApiClient) -> None:
-    """Serve from this client instead of the environment's kubeconfig (tests, embedding)."""
-    kube = _Kube()
-    kube.api = api
-    app[KUBE] = kube
+def use_cluster(app: web.Application, cluster: Cluster) -> None:
+    """Serve from this cluster instead of the environment's kubeconfig (tests, embedding)."""
+    app[KUBE] = _Kube(BlockingKube(cluster))
 
 
 async def _call(request: web.Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    api = await request.app[KUBE].get()
+    kube = await request.app[KUBE].get()
     try:
-        return await asyncio.to_thread(fn, api, *args, **kwargs)
+        return await asyncio.to_thread(fn, kube, *args, **kwargs)
     except control.NotFound as error:
         raise not_found(str(error)) from None
     except control.Conflict as error:
@@ -149,16 +162,14 @@ async def _call(request: web.Request, fn: Any, *args: Any, **kwargs: Any) -> Any
     except control.Invalid as error:
         raise unprocessable("wrong_plan", str(error)) from None
     except ApiException as error:
-        raise unavailable(
-            "kubernetes_error", f"Kubernetes API answered {error.status}: {error.reason}"
-        ) from None
+        raise unavailable("kubernetes_error", f"Kubernetes API answered {describe(error)}") from None
     except (OSError, TimeoutError) as error:
-        raise unavailable("kubernetes_unavailable", f"Kubernetes API unreachable: {error}") from None
+        raise unavailable(
+            "kubernetes_unavailable", f"Kubernetes API unreachable: {describe(error)}"
+        ) from None
 
 
 def _namespace(request: web.Request) -> str:
-    import re
-
     namespace = request.query.get("namespace", "default")
     if not re.fullmatch(DNS_LABEL_PATTERN, namespace) or len(namespace) > 63:
         raise bad_request(
@@ -174,14 +185,15 @@ async def failover(request: web.Request, body: FailoverBody) -> FailoverAccepted
         body.namespace,
         body.plan,
         body.target_region,
-        switchover=body.type == "switchover",
+        switchover=body.wanted == "switchover",
         force=body.force,
     )
     return FailoverAccepted(
         namespace=body.namespace,
         plan=body.plan,
         target_region=body.target_region,
-        type=written["type"],
+        action=written["action"],
+        type=written["action"],
         force=written.get("force", False),
         request_id=written["requestId"],
     )
@@ -191,8 +203,6 @@ async def dr_status(request: web.Request, _: Any) -> StatusList:
     namespace = _namespace(request)
     plan = request.query.get("plan")
     if plan is not None:
-        import re
-
         if not re.fullmatch(DNS_SUBDOMAIN_PATTERN, plan):
             raise bad_request(
                 "invalid query parameter", [{"field": "plan", "message": "not a resource name"}]

@@ -112,9 +112,3 @@ def replication_conninfo(current: str | None, upstream_dsn: str, application_nam
     elif "application_name" in mine:
         merged["application_name"] = mine["application_name"]
     return format_conninfo(merged)
-
-
-def endpoint_of(dsn: str) -> str:
-    """``host:port`` of a DSN, for messages (never the credentials)."""
-    params = dsn_params(dsn)
-    return f"{params.get('host', 'localhost')}:{params.get('port', '5432')}"

@@ -1,25 +1,24 @@
 """Manual control of DR plans through the Kubernetes API: request a failover, read status and health.
 
-Synchronous functions on a ``kubernetes`` ApiClient, shared by ``fortress dr``, the kubectl plugin
-and the HTTP API (which calls them through ``asyncio.to_thread``). A request is written to the
-plan's ``spec.request`` with a unique ``requestId``; the operator acts on it once.
+Synchronous functions on a :class:`~fortress.adapters.kube.BlockingKube`, shared by ``fortress dr``,
+the kubectl plugin and the HTTP API (which calls them through ``asyncio.to_thread``). A request is
+written to the plan's ``spec.request`` with a unique ``requestId`` and ``metadata.resourceVersion``
+(so a plan changed since it was read is refused, never overwritten); the operator acts on it once
+and records it in ``status.lastRequest``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-import uuid
-from typing import Any, cast
+from collections.abc import Mapping
+from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
-from fortress.api import GROUP, VERSION
-from fortress.api.drplan import INFO as PLAN_INFO
-from fortress.api.drplan import FailoverRequest, RequestType
-from fortress.api.drregion import INFO as REGION_INFO
+from fortress.adapters.kube import BlockingKube, Resource, conflict, meta
+from fortress.api.drplan import FailoverRequest, RequestAction
 from fortress.core.conditions import READY, find
+from fortress.core.requests import handled_id, new_request_id, pending
+from fortress.dr.kubeio import PLANS, REGIONS, regions_of
 
 
 class NotFound(LookupError):
@@ -27,46 +26,38 @@ class NotFound(LookupError):
 
 
 class Conflict(RuntimeError):
-    """Another request is still pending, or the target is already primary."""
+    """Another request is still pending, the target is already primary, or the plan changed meanwhile."""
 
 
 class Invalid(ValueError):
     """The request makes no sense for this plan (e.g. the region belongs to another plan)."""
 
 
-def _get(api: client.ApiClient, namespace: str, plural: str, name: str, what: str) -> dict[str, Any]:
+def _get(kube: BlockingKube, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
+    found = kube.get(resource, namespace, name)
+    if found is None:
+        raise NotFound(f"{resource.kind} {namespace}/{name} not found")
+    return found
+
+
+def _regions(kube: BlockingKube, namespace: str, plan: str) -> list[dict[str, Any]]:
+    return regions_of(kube.list(REGIONS, namespace), plan)
+
+
+def pending_request(body: Mapping[str, Any]) -> FailoverRequest | None:
+    """The plan's ``spec.request`` when the operator has not handled it yet (pure)."""
+    raw = (body.get("spec") or {}).get("request")
+    if not raw:
+        return None
     try:
-        return cast(
-            dict[str, Any],
-            client.CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name
-            ),
-        )
-    except ApiException as error:
-        if error.status == 404:
-            raise NotFound(f"{what} {namespace}/{name} not found") from error
-        raise
-
-
-def _regions(api: client.ApiClient, namespace: str, plan: str) -> list[dict[str, Any]]:
-    listing = client.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, REGION_INFO.plural
-    )
-    items = cast(dict[str, Any], listing).get("items") or []
-    return sorted(
-        (i for i in items if (i.get("spec") or {}).get("planRef") == plan),
-        key=lambda i: i["metadata"]["name"],
-    )
-
-
-def new_request_id(type_: str, target: str, now: dt.datetime | None = None) -> str:
-    moment = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
-    raw = f"{type_}-{target}-{moment}-{uuid.uuid4().hex[:6]}"
-    return re.sub(r"[^A-Za-z0-9._-]", "-", raw)[-64:].lstrip("-._") or uuid.uuid4().hex
+        request = FailoverRequest.model_validate(raw)
+    except ValidationError:
+        return None  # not a request the operator would act on
+    return pending(request, handled_id(body.get("status")))
 
 
 def request_failover(
-    api: client.ApiClient,
+    kube: BlockingKube,
     namespace: str,
     plan: str,
     target: str,
@@ -75,47 +66,51 @@ def request_failover(
     force: bool = False,
     request_id: str | None = None,
 ) -> dict[str, Any]:
-    """Write ``spec.request`` on the plan; return the request as written."""
-    body = _get(api, namespace, PLAN_INFO.plural, plan, "DRPlan")
-    region = _get(api, namespace, REGION_INFO.plural, target, "DRRegion")
+    """Write ``spec.request`` on the plan (refused if it changed since read); the request as written."""
+    body = _get(kube, PLANS, namespace, plan)
+    region = _get(kube, REGIONS, namespace, target)
     owner = (region.get("spec") or {}).get("planRef")
     if owner != plan:
         raise Invalid(f"DRRegion {target} belongs to plan {owner!r}, not {plan!r}")
+    waiting = pending_request(body)
+    if waiting is not None:
+        raise Conflict(f"request {waiting.request_id} is still pending; wait for the operator to act on it")
     status = body.get("status") or {}
-    pending = (body.get("spec") or {}).get("request")
-    if pending and pending.get("requestId") != status.get("handledRequestId"):
-        raise Conflict(
-            f"request {pending.get('requestId')} is still pending; wait for the operator to act on it"
-        )
     if status.get("primaryRegion") == target and (status.get("phase") in ("Protected", "Unprotected")):
         raise Conflict(f"{target} is already the primary of {plan}")
-    type_ = RequestType.SWITCHOVER if switchover else RequestType.FAILOVER
+    action = RequestAction.SWITCHOVER if switchover else RequestAction.FAILOVER
     request = FailoverRequest(
-        type=type_,
+        action=action,
         target_region=target,
         force=force,
-        request_id=request_id or new_request_id(type_.value, target),
+        request_id=request_id or new_request_id(action.value, target),
     ).wire()
-    client.CustomObjectsApi(api).patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLAN_INFO.plural, plan, {"spec": {"request": request}}
-    )
+    patch = {
+        "metadata": {"resourceVersion": meta(body).get("resourceVersion")},
+        "spec": {"request": {**request, "type": None}},  # the older name of action goes
+    }
+    try:
+        kube.patch(PLANS, namespace, plan, patch)
+    except Exception as error:
+        if conflict(error):
+            raise Conflict(
+                f"DRPlan {namespace}/{plan} changed while the request was written; retry"
+            ) from None
+        raise
     return request
 
 
-def _ready(status: dict[str, Any]) -> dict[str, Any]:
-    return dict(find(status.get("conditions"), READY) or {})
-
-
-def plan_report(api: client.ApiClient, namespace: str, plan: str) -> dict[str, Any]:
+def plan_report(kube: BlockingKube, namespace: str, plan: str) -> dict[str, Any]:
     """The plan and its regions as their statuses say (what ``fortress dr status`` prints)."""
-    body = _get(api, namespace, PLAN_INFO.plural, plan, "DRPlan")
-    return _report(body, _regions(api, namespace, plan))
+    body = _get(kube, PLANS, namespace, plan)
+    return _report(body, _regions(kube, namespace, plan))
 
 
 def _report(body: dict[str, Any], regions: list[dict[str, Any]]) -> dict[str, Any]:
     status = body.get("status") or {}
     spec = body.get("spec") or {}
-    ready = _ready(status)
+    ready = find(status.get("conditions"), READY) or {}
+    waiting = pending_request(body)
     rows = []
     for item in regions:
         rs = item.get("status") or {}
@@ -127,7 +122,7 @@ def _report(body: dict[str, Any], regions: list[dict[str, Any]]) -> dict[str, An
                 "location": rspec.get("location"),
                 "priority": rspec.get("priority"),
                 "role": rs.get("role") or "Unknown",
-                "ready": _ready(rs).get("status", "Unknown"),
+                "ready": (find(rs.get("conditions"), READY) or {}).get("status", "Unknown"),
                 "reachable": rs.get("reachable"),
                 "healthy": rs.get("healthy"),
                 "fenced": bool(rs.get("fenced")),
@@ -155,20 +150,17 @@ def _report(body: dict[str, Any], regions: list[dict[str, Any]]) -> dict[str, An
         "lastCheckTime": status.get("lastCheckTime"),
         "lastFailover": status.get("lastFailover"),
         "history": status.get("history") or [],
-        "pendingRequest": (spec.get("request") or {}).get("requestId")
-        if (spec.get("request") or {}).get("requestId") != status.get("handledRequestId")
-        else None,
+        "pendingRequest": waiting.request_id if waiting is not None else None,
+        "lastRequest": status.get("lastRequest"),
         "regions": rows,
     }
 
 
-def plans_report(api: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+def plans_report(kube: BlockingKube, namespace: str) -> list[dict[str, Any]]:
     """Every plan of the namespace."""
-    listing = client.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLAN_INFO.plural
-    )
-    plans = sorted(cast(dict[str, Any], listing).get("items") or [], key=lambda i: i["metadata"]["name"])
-    return [_report(p, _regions(api, namespace, p["metadata"]["name"])) for p in plans]
+    plans = sorted(kube.list(PLANS, namespace), key=lambda i: str(meta(i).get("name")))
+    regions = kube.list(REGIONS, namespace)
+    return [_report(p, regions_of(regions, str(meta(p).get("name")))) for p in plans]
 
 
 def render(report: dict[str, Any]) -> str:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
 
+from fortress.core.errors import Secret, describe
+from fortress.core.time import now
 from fortress.dr.conninfo import parse_conninfo
 from fortress.dr.topology import Probe, ReplicaLag, parse_lsn
 
@@ -44,29 +46,20 @@ FROM pg_stat_replication
 Clock = Callable[[], dt.datetime]
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, TimeoutError | asyncio.TimeoutError):
-        return "timed out"
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:300]
-
-
 async def connect(dsn: str, timeout: float) -> Any:
     """A fresh connection with connect and statement timeouts."""
     return await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout)
 
 
-async def probe(dsn: str, timeout: float = 2.0, clock: Clock = _now) -> Probe:
-    """Probe one region; never raises for the region's own failures."""
+async def probe(dsn: str, timeout: float = 2.0, clock: Clock = now, secrets: Sequence[Secret] = ()) -> Probe:
+    """Probe one region; never raises for the region's own failures (``secrets``: to name in them)."""
     observed_at = clock()
     try:
         return await asyncio.wait_for(_probe(dsn, timeout, observed_at), timeout=timeout * 2)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ValueError) as error:
-        return Probe.unreachable(observed_at, _describe(error))
+    except TimeoutError:
+        return Probe.unreachable(observed_at, f"timed out after {timeout:g}s")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as error:
+        return Probe.unreachable(observed_at, describe(error, secrets))
 
 
 async def _probe(dsn: str, timeout: float, observed_at: dt.datetime) -> Probe:

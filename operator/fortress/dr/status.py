@@ -5,6 +5,9 @@ the Service points at it, and at least one standby could be promoted now. A plan
 healthy but which has no eligible standby is ``Ready=False, reason=NoEligibleStandby`` (phase
 Unprotected): it cannot survive the loss of its primary. Ready on a DRRegion means the region is
 healthy in its role: a writable primary, or a standby streaming from the primary.
+
+The plan's status is the :class:`~fortress.core.outcome.Outcome` of the plan's loop step
+(:func:`plan_status`); each region's is a merge patch the same loop writes (:func:`region_status`).
 """
 
 from __future__ import annotations
@@ -14,25 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fortress.api.common import RequestOutcome
 from fortress.api.drplan import FailoverRecord, Operation
+from fortress.api.drregion import DRRegionSpec
 from fortress.core.conditions import READY, find
-from fortress.core.outcome import ConditionUpdate, Outcome, status_patch
-from fortress.dr.election import Action, Decision, RegionState, RegionVerdict
-from fortress.dr.topology import Observation, Role, Topology, format_lsn
-
-
-def stamp(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC with milliseconds: RTO is measured from these."""
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_stamp(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
+from fortress.core.outcome import ConditionUpdate, EventNote, Outcome, status_patch
+from fortress.core.requests import handled
+from fortress.core.time import parse, stamp_ms
+from fortress.dr.decision import Action, Decision, RegionState, RegionVerdict
+from fortress.dr.topology import Observation, Role, Topology, format_lsn, parse_lsn
 
 
 @dataclass(frozen=True)
@@ -44,6 +37,9 @@ class Note:
     message: str
     region: str | None = None
 
+    def event(self) -> EventNote:
+        return EventNote(self.type, self.reason, self.message)
+
 
 @dataclass(frozen=True)
 class Executed:
@@ -53,7 +49,7 @@ class Executed:
     service_endpoint: str | None
     record: FailoverRecord | None = None  # a failover or switchover completed
     in_progress: Operation | None = None  # still under way (None clears it)
-    handled_request_id: str | None = None
+    last_request: Mapping[str, Any] | None = None  # status.lastRequest, when this check handled one
     fenced_now: Mapping[str, str] = field(default_factory=dict)  # region -> how the fence was applied
     fence_reasons: Mapping[str, str] = field(default_factory=dict)  # region -> why it is fenced
     followed: tuple[str, ...] = ()  # standbys repointed at the primary
@@ -129,21 +125,10 @@ def role_after(name: str, decision: Decision, executed: Executed, obs: Observati
     return "Unknown"
 
 
-def plan_status(
-    *,
-    old_status: Mapping[str, Any],
-    generation: int | None,
-    history_limit: int,
-    decision: Decision,
-    topology: Topology,
-    executed: Executed,
-    lease_holder: str,
-    now: dt.datetime,
-) -> tuple[dict[str, Any], list[Note]]:
-    """The plan's status patch (JSON merge patch: None removes a field) and its Events."""
-    outcome = plan_outcome(decision, executed)
+def plan_conditions(decision: Decision, executed: Executed) -> tuple[ConditionUpdate, ...]:
+    """PrimaryAvailable and FailoverReady."""
     candidate = None if decision.acts else decision.candidate
-    conditions = (
+    return (
         ConditionUpdate(
             "PrimaryAvailable",
             executed.primary is not None
@@ -158,44 +143,78 @@ def plan_status(
             f"a failover would promote {candidate}" if candidate else "no standby may be promoted now",
         ),
     )
-    outcome = Outcome(outcome.ready, outcome.reason, outcome.message, outcome.phase, conditions=conditions)
-    patch = status_patch(outcome, old_status, generation, now)
+
+
+def region_summaries(decision: Decision, topology: Topology, executed: Executed) -> list[dict[str, Any]]:
+    """``status.regions`` of the plan: each region's role, health and lag."""
     summaries = []
-    healthy = 0
     for name in sorted(decision.regions):
         verdict = verdict_after(decision, executed, name)
         obs = topology.observations.get(name)
-        is_healthy = verdict.healthy or (name == executed.primary and executed.record is not None)
-        healthy += 1 if is_healthy else 0
+        healthy = verdict.healthy or (name == executed.primary and executed.record is not None)
         role = role_after(name, decision, executed, obs)
-        summaries.append(region_summary(name, role, is_healthy, obs, verdict.fenced))
+        summaries.append(region_summary(name, role, healthy, obs, verdict.fenced))
+    return summaries
+
+
+def plan_status(
+    *,
+    old_status: Mapping[str, Any],
+    history_limit: int,
+    decision: Decision,
+    topology: Topology,
+    executed: Executed,
+    lease_holder: str,
+    now: dt.datetime,
+) -> Outcome:
+    """The plan's outcome: readiness, conditions, status fields (None removes one) and its Events.
+
+    The state's own Event is posted when the state changes; the notes of what the check did (on the
+    plan) always are. Notes on regions are posted by the check itself.
+    """
+    outcome = plan_outcome(decision, executed)
+    summaries = region_summaries(decision, topology, executed)
     history = list(old_status.get("history") or [])
+    fields: dict[str, Any] = {
+        "primaryRegion": executed.primary,
+        "regions": summaries,
+        "healthyRegions": sum(1 for summary in summaries if summary["healthy"]),
+        "leaseHolder": lease_holder,
+        "lastCheckTime": stamp_ms(now),
+        "serviceEndpoint": executed.service_endpoint,
+        "candidate": None if decision.acts else decision.candidate,
+        "inProgress": executed.in_progress.wire() if executed.in_progress else None,
+    }
     if executed.record is not None:
         record = executed.record.wire()
         history = [record, *history][:history_limit]
-        patch["lastFailover"] = record
-    patch.update(
-        {
-            "primaryRegion": executed.primary,
-            "regions": summaries,
-            "healthyRegions": healthy,
-            "history": history,
-            "leaseHolder": lease_holder,
-            "lastCheckTime": stamp(now),
-            "serviceEndpoint": executed.service_endpoint,
-            "candidate": candidate,
-            "inProgress": executed.in_progress.wire() if executed.in_progress else None,
-        }
-    )
-    if executed.handled_request_id is not None:
-        patch["handledRequestId"] = executed.handled_request_id
-    notes = list(executed.notes)
+        fields["lastFailover"] = record
+    fields["history"] = history
+    if executed.last_request is not None:
+        fields["lastRequest"] = dict(executed.last_request)
+    notes = [note.event() for note in executed.notes if note.region is None]
     old_ready = find(old_status.get("conditions"), READY) or {}
     changed = old_ready.get("reason") != outcome.reason or old_status.get("phase") != outcome.phase
     if changed and executed.record is None and not decision.acts:
-        kind = "Normal" if outcome.ready else "Warning"
-        notes.append(Note(kind, outcome.reason, outcome.message))
-    return patch, notes
+        notes.append(EventNote("Normal" if outcome.ready else "Warning", outcome.reason, outcome.message))
+    return replace(
+        outcome, fields=fields, conditions=plan_conditions(decision, executed), events=tuple(notes)
+    )
+
+
+def request_record(
+    decision: Decision, action: str | None, handled_before: str | None, now: dt.datetime
+) -> dict[str, Any] | None:
+    """``status.lastRequest`` for the manual request this decision handles (None: none, or recorded)."""
+    request_id = decision.request_id
+    if request_id is None or request_id == handled_before:
+        return None
+    if decision.request_note is not None:
+        return handled(request_id, action or "", RequestOutcome.REJECTED, decision.request_note, now)
+    if decision.acts:
+        kind = action or decision.action.lower()
+        return handled(request_id, kind, RequestOutcome.ACCEPTED, decision.reason, now)
+    return None
 
 
 def region_outcome(
@@ -282,8 +301,8 @@ def region_status(
             "reachable": reachable,
             "healthy": verdict.healthy,
             "consecutiveFailures": verdict.failures,
-            "failingSince": stamp(verdict.failing_since) if verdict.failing_since else None,
-            "lastCheckTime": stamp(now),
+            "failingSince": stamp_ms(verdict.failing_since) if verdict.failing_since else None,
+            "lastCheckTime": stamp_ms(now),
             "fenced": verdict.fenced,
             "fencedReason": (executed.fence_reasons.get(name) or old_status.get("fencedReason") or "fenced")
             if verdict.fenced
@@ -296,7 +315,7 @@ def region_status(
         p = obs.probe
         patch.update(
             {
-                "lastSeenTime": stamp(p.observed_at),
+                "lastSeenTime": stamp_ms(p.observed_at),
                 "timeline": p.timeline,
                 "currentLsn": format_lsn(p.current_lsn),
                 "receiveLsn": format_lsn(p.receive_lsn),
@@ -310,16 +329,15 @@ def region_status(
     return patch
 
 
-def region_state(name: str, spec: Any, status: Mapping[str, Any], endpoint: str) -> RegionState:
+def _lsn(status: Mapping[str, Any], key: str) -> int | None:
+    try:
+        return parse_lsn(status.get(key))
+    except ValueError:
+        return None
+
+
+def region_state(name: str, spec: DRRegionSpec, status: Mapping[str, Any], endpoint: str) -> RegionState:
     """A region's recorded state, from its validated spec and its status as last written."""
-    from fortress.dr.topology import parse_lsn
-
-    def lsn(key: str) -> int | None:
-        try:
-            return parse_lsn(status.get(key))
-        except ValueError:
-            return None
-
     return RegionState(
         name=name,
         priority=spec.priority,
@@ -328,7 +346,7 @@ def region_state(name: str, spec: Any, status: Mapping[str, Any], endpoint: str)
         fenced=bool(status.get("fenced")),
         needs_reclone=bool(status.get("needsReclone")),
         consecutive_failures=int(status.get("consecutiveFailures") or 0),
-        failing_since=parse_stamp(status.get("failingSince")),
+        failing_since=parse(status.get("failingSince")),
         last_timeline=status.get("timeline"),
-        last_lsn=lsn("currentLsn") if status.get("role") == "Primary" else None,
+        last_lsn=_lsn(status, "currentLsn") if status.get("role") == "Primary" else None,
     )

@@ -1,4 +1,9 @@
-"""Three local regions in streaming replication, their DRPlan and DRRegions, and a Checker on them."""
+"""Three local regions in streaming replication, their DRPlan and DRRegions, and checks run on demand.
+
+A :class:`PlanDriver` runs one check of the plan at a time through the plan's own loop
+(:class:`~fortress.core.loop.ObjectLoop`, the only status writer), as the operator would, but
+without its timing: "three failed checks" means exactly three checks.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,13 @@ import asyncpg
 from kubernetes import client
 
 from fortress.adapters import migrations
+from fortress.adapters.kube import Cluster, Kube
 from fortress.api import GROUP, VERSION
-from fortress.dr.check import Checker, CheckReport
-from fortress.dr.kube_actions import KubeActions
+from fortress.api.drplan import INFO as PLAN_INFO
+from fortress.core.loop import Loops, ObjectLoop, ObjectRef
+from fortress.core.services import Services
+from fortress.dr.kubeio import PLANS
+from fortress.dr.reconciler import CheckReport, DRPlanReconciler
 from fortress_dev.localregions import (
     THREE_CLOUDS,
     apply_local_plan,
@@ -31,25 +40,53 @@ KEYS = tuple(r.key for r in THREE_CLOUDS)
 A, B, C = KEYS  # aws (priority 0, the primary), azure (10), gcp (20)
 
 
+class PlanDriver:
+    """One operator replica's loop of the plan, stepped by hand: one check per call."""
+
+    def __init__(self, cluster: Cluster, kube: Kube, namespace: str, identity: str) -> None:
+        self.services = Services(cluster=cluster, kube=kube, loops=Loops(), identity=identity)
+        self.ref = ObjectRef(PLAN_INFO, namespace, PLAN)
+        self.reconciler = DRPlanReconciler(self.services, self.ref)
+        self.loop = ObjectLoop(self.ref, self.reconciler, self.services)
+
+    async def check_once(self) -> CheckReport:
+        body = await self.services.kube.get(PLANS, self.ref.namespace, self.ref.name)
+        assert body is not None, "the plan is gone"
+        self.reconciler.last = None
+        await self.loop.step(body)
+        if self.reconciler.last is None:  # the loop reported the failed step in status
+            status = await self.services.kube.get(PLANS, self.ref.namespace, self.ref.name)
+            raise AssertionError(f"the check failed: {(status or {}).get('status', {}).get('message')}")
+        return self.reconciler.last
+
+    async def close(self) -> None:
+        await self.loop.close(deleted=False)
+
+
 @dataclass
 class DrEnv:
-    """The regions (by key), the plan's namespace and a Checker that runs one check on demand."""
+    """The regions (by key), the plan's namespace and a driver that runs one check on demand."""
 
     namespace: str
     api: client.ApiClient
     clusters: dict[str, PgCluster]
-    kube: KubeActions
-    checker: Checker
+    cluster: Cluster
+    kube: Kube
+    driver: PlanDriver
     extra: list[Any] = field(default_factory=list)
 
     def name(self, key: str) -> str:
         return f"{PLAN}-{key}"
 
     async def check(self, times: int = 1) -> CheckReport:
-        report = await self.checker.check_once()
+        report = await self.driver.check_once()
         for _ in range(times - 1):
-            report = await self.checker.check_once()
+            report = await self.driver.check_once()
         return report
+
+    def replica(self, identity: str) -> PlanDriver:
+        """Another operator replica's loop of the same plan."""
+        return PlanDriver(self.cluster, self.kube, self.namespace, identity)
 
     def plan(self) -> dict[str, Any]:
         return client.CustomObjectsApi(self.api).get_namespaced_custom_object(  # type: ignore[no-any-return]
@@ -83,8 +120,16 @@ class DrEnv:
         items = client.CoreV1Api(self.api).list_namespaced_event(self.namespace).items
         return [e for e in items if e.reason == reason]
 
-    def request(self, target_key: str, type_: str = "failover", force: bool = False, rid: str = "r1") -> None:
-        request = {"type": type_, "targetRegion": self.name(target_key), "force": force, "requestId": rid}
+    def request(
+        self,
+        target_key: str,
+        action: str = "failover",
+        force: bool = False,
+        rid: str = "r1",
+        name: str = "action",
+    ) -> None:
+        """Write spec.request (``name="type"``: the older name of its action, still read)."""
+        request = {name: action, "targetRegion": self.name(target_key), "force": force, "requestId": rid}
         client.CustomObjectsApi(self.api).patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, "drplans", PLAN, {"spec": {"request": request}}
         )
@@ -120,7 +165,9 @@ async def dr_env(
 ) -> AsyncIterator[DrEnv]:
     """Regions a (primary), b, c (standbys) as aws, azure, gcp; the failover_events schema migrated."""
     clusters = await asyncio.to_thread(start_clusters, pg_factory, KEYS)
-    kube = KubeActions(await asyncio.to_thread(kube_api.cluster))
+    cluster = await asyncio.to_thread(kube_api.cluster)
+    kube = Kube(cluster)
+    driver = PlanDriver(cluster, kube, namespace, "test-replica")
     try:
         primary = clusters[A]
         await migrations.up(primary.dsn(), migrations.default_migrations_dir())
@@ -142,9 +189,9 @@ async def dr_env(
             synchronous=synchronous,
             **plan,
         )
-        checker = Checker(kube, "test-replica", namespace, PLAN)
-        yield DrEnv(namespace, k8s, clusters, kube, checker)
+        yield DrEnv(namespace, k8s, clusters, cluster, kube, driver)
     finally:
+        await driver.close()
         await kube.close()
         for cluster in clusters.values():
             await asyncio.to_thread(pg_factory.destroy, cluster)

@@ -11,9 +11,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from kubernetes import client
 
+from fortress.adapters.kube import BlockingKube, Kube
 from fortress.api import GROUP, VERSION
+from fortress.api.drplan import PrimaryService
 from fortress.cli import main
 from fortress.dr import api as dr_api
+from fortress.dr import control
+from fortress.dr.kubeio import PLANS, ServiceError, point_service, service_target
 from fortress.http.app import create_app
 from fortress.http.auth import TokenStore
 from fortress.http.server import ApiConfig
@@ -61,10 +65,10 @@ def plan(k8s: client.ApiClient, namespace: str) -> str:
 
 
 @pytest.fixture
-async def http(k8s: client.ApiClient) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+async def http(kube_api: KubeTarget) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     app = create_app(dr_api.ROUTES, TOKENS)
     await dr_api.setup(app, ApiConfig())
-    dr_api.use_api_client(app, k8s)
+    dr_api.use_cluster(app, await asyncio.to_thread(kube_api.cluster))
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -79,14 +83,19 @@ def _request_of(k8s: client.ApiClient, namespace: str) -> dict[str, Any] | None:
 async def test_failover_request_is_written_to_the_plan(
     http: TestClient[web.Request, web.Application], k8s: client.ApiClient, namespace: str, plan: str
 ) -> None:
-    body = {"namespace": namespace, "plan": plan, "targetRegion": "orders-azure-eastus", "type": "switchover"}
+    body = {
+        "namespace": namespace,
+        "plan": plan,
+        "targetRegion": "orders-azure-eastus",
+        "action": "switchover",
+    }
     response = await http.post("/api/v1/dr/failover", json=body, headers=_auth("a"))
     assert response.status == 202, await response.text()
     accepted = await response.json()
-    assert accepted["type"] == "switchover" and accepted["requestId"]
+    assert accepted["action"] == accepted["type"] == "switchover" and accepted["requestId"]
     request = await asyncio.to_thread(_request_of, k8s, namespace)
     assert request == {
-        "type": "switchover",
+        "action": "switchover",
         "targetRegion": "orders-azure-eastus",
         "force": False,
         "requestId": accepted["requestId"],
@@ -104,6 +113,13 @@ async def test_failover_request_is_written_to_the_plan(
         ("a", {"plan": "orders"}, 400, "targetRegion"),
         ("a", {"plan": "Orders!", "targetRegion": "x"}, 400, "plan"),
         ("a", {"plan": "orders", "targetRegion": "x", "type": "promote"}, 400, "type"),
+        ("a", {"plan": "orders", "targetRegion": "x", "action": "promote"}, 400, "action"),
+        (
+            "a",
+            {"plan": "orders", "targetRegion": "x", "action": "failover", "type": "switchover"},
+            400,
+            "differ",
+        ),
         ("a", {"plan": "orders", "targetRegion": "x", "sql": "DROP TABLE"}, 400, "sql"),
         ("a", {"plan": "nope", "targetRegion": "orders-azure-eastus"}, 404, "DRPlan"),
         ("a", {"plan": "orders", "targetRegion": "nope"}, 404, "DRRegion"),
@@ -170,33 +186,57 @@ async def test_cli_status_and_failover(kube_api: KubeTarget, k8s: client.ApiClie
     ]
     assert await asyncio.to_thread(main, argv) == 0
     request = await asyncio.to_thread(_request_of, k8s, namespace)
-    assert request is not None and request["force"] is True and request["type"] == "failover"
+    assert request is not None and request["force"] is True and request["action"] == "failover"
     assert await asyncio.to_thread(main, argv) == 5  # refused: still pending
     assert await asyncio.to_thread(main, ["dr", "--kubeconfig", kc, "status", "nope", "-n", namespace]) == 4
+
+
+async def test_a_request_is_not_written_over_a_plan_changed_since_it_was_read(
+    http: TestClient[web.Request, web.Application],
+    kube_api: KubeTarget,
+    k8s: client.ApiClient,
+    namespace: str,
+    plan: str,
+) -> None:
+    """Between reading the plan and writing the request, another writer changes it: 409, nothing written."""
+
+    class Racing(BlockingKube):
+        def get(self, resource: Any, namespace: str | None, name: str, subresource: str | None = None) -> Any:
+            found = super().get(resource, namespace, name, subresource)
+            if resource == PLANS:
+                client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "drplans", name, {"metadata": {"labels": {"raced": "yes"}}}
+                )
+            return found
+
+    with Racing(kube_api.cluster()) as kube, pytest.raises(control.Conflict, match="changed"):
+        await asyncio.to_thread(control.request_failover, kube, namespace, plan, "orders-azure-eastus")
+    assert await asyncio.to_thread(_request_of, k8s, namespace) is None
+    body = {"namespace": namespace, "plan": plan, "targetRegion": "orders-azure-eastus", "type": "failover"}
+    response = await http.post("/api/v1/dr/failover", json=body, headers=_auth("a"))  # the older name
+    assert response.status == 202, await response.text()
+    assert (await response.json())["action"] == "failover"
 
 
 async def test_service_is_pointed_at_one_region_only(
     kube_api: KubeTarget, k8s: client.ApiClient, namespace: str
 ) -> None:
-    from fortress.api.drplan import PrimaryService
-    from fortress.dr.kube_actions import KubeActions, ServiceError
-
-    kube = KubeActions(await asyncio.to_thread(kube_api.cluster))
+    kube = Kube(await asyncio.to_thread(kube_api.cluster))
     try:
         endpoints = PrimaryService(name="db", mode="Endpoints", port=5432)
-        assert await kube.point_service(namespace, endpoints, "p", "10.0.0.1", 6000) == "10.0.0.1:6000"
-        assert await kube.point_service(namespace, endpoints, "p", "10.0.0.2", 6001) == "10.0.0.2:6001"
-        assert await kube.service_target(namespace, endpoints) == "10.0.0.2:6001"
+        assert await point_service(kube, namespace, endpoints, "p", "10.0.0.1", 6000) == "10.0.0.1:6000"
+        assert await point_service(kube, namespace, endpoints, "p", "10.0.0.2", 6001) == "10.0.0.2:6001"
+        assert await service_target(kube, namespace, endpoints) == "10.0.0.2:6001"
         with pytest.raises(ServiceError, match="not an IP address"):
-            await kube.point_service(namespace, endpoints, "p", "db.example.com", 5432)
+            await point_service(kube, namespace, endpoints, "p", "db.example.com", 5432)
         external = PrimaryService(name="ext", mode="ExternalName", port=5432)
-        assert await kube.point_service(namespace, external, "p", "db.eastus.example.com", 5432) == (
+        assert await point_service(kube, namespace, external, "p", "db.eastus.example.com", 5432) == (
             "db.eastus.example.com"
         )
-        assert await kube.service_target(namespace, external) == "db.eastus.example.com"
+        assert await service_target(kube, namespace, external) == "db.eastus.example.com"
         selected = {"metadata": {"name": "app"}, "spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}}
         await asyncio.to_thread(client.CoreV1Api(k8s).create_namespaced_service, namespace, selected)
         with pytest.raises(ServiceError, match="has a selector"):
-            await kube.point_service(namespace, PrimaryService(name="app"), "p", "10.0.0.1", 5432)
+            await point_service(kube, namespace, PrimaryService(name="app"), "p", "10.0.0.1", 5432)
     finally:
         await kube.close()

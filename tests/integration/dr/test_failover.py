@@ -1,8 +1,8 @@
 """DR checks against real PostgreSQL streaming replication (three clusters) and the Kubernetes API.
 
-Each test drives ``Checker.check_once()`` itself, one check at a time, so "three failed checks"
-means exactly three checks; the end-to-end test with the operator's own daemon is in
-test_dr_operator.py.
+Each test steps the plan's loop itself, one check at a time (``DrEnv.check``), so "three failed
+checks" means exactly three checks; the end-to-end test with the running operator is in
+test_operator.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import asyncpg
 import pytest
 from kubernetes import client
 
-from fortress.dr.check import Checker
-from fortress.dr.election import Action
+from fortress.dr.decision import Action
 from fortress.dr.rejoin import rejoin
 from fortress_dev.localregions import local_dsn
 from tests.integration.dr.support import A, B, C, DrEnv, Writer, catch_up, dr_env, is_in_recovery
@@ -139,9 +138,11 @@ async def test_one_missed_check_does_not_fail_over(
         report = await env.check()
         assert report.decision is not None and report.decision.action is Action.WAIT
         # A second operator replica stands by while the first holds the plan's lease.
-        other = Checker(env.kube, "replica-2", namespace, "orders")
+        other = env.replica("replica-2")
         skipped = await other.check_once()
         assert skipped.decision is None and skipped.skipped and "held by test-replica" in skipped.skipped
+        assert skipped.outcome is None  # the replica that does not hold the Lease writes nothing
+        await other.close()
         status = await asyncio.to_thread(env.plan_status)
         assert status["phase"] == "Degraded" and "failed 1 consecutive" in status["message"]
         await asyncio.to_thread(env.clusters[A].start)
@@ -204,7 +205,10 @@ async def test_no_eligible_candidate_means_no_promotion_and_a_reason_then_force_
         assert report.decision is not None and report.decision.action is Action.FAILOVER
         assert not await is_in_recovery(env.clusters[B])
         status = await asyncio.to_thread(env.plan_status)
-        assert status["handledRequestId"] == "forced"
+        assert status["lastRequest"]["requestId"] == "forced"
+        assert (
+            status["lastRequest"]["outcome"] == "Accepted" and status["lastRequest"]["action"] == "failover"
+        )
         # What it lost depends on how much the network had buffered; it is measured either way.
         assert status["lastFailover"]["rpoBytes"] >= 0
 
@@ -220,7 +224,7 @@ async def test_manual_mode_reports_and_does_not_act(
         assert await is_in_recovery(env.clusters[B]) and await is_in_recovery(env.clusters[C])
         status = await asyncio.to_thread(env.plan_status)
         assert "automatic failover is off" in status["message"] and env.name(B) in status["message"]
-        await asyncio.to_thread(env.request, C, "failover", False, "take-c")
+        await asyncio.to_thread(env.request, C, "failover", False, "take-c", "type")  # the older name
         report = await env.check()
         assert report.decision is not None and report.decision.target == env.name(C)
         assert not await is_in_recovery(env.clusters[C])

@@ -81,6 +81,8 @@ def test_the_scanner_reads_generic_clients_with_resource_descriptors() -> None:
     source = (
         "DEPLOYMENTS = Resource('apps', 'v1', 'deployments')\n"
         "ROLLOUTS = Resource(INFO.group, INFO.version, INFO.plural)\n"
+        "LEASES: Final = Resource('coordination.k8s.io', 'v1', 'leases', kind='Lease')\n"
+        "await kube.get(LEASES, ns, name)\n"
         "await self.io.patch(DEPLOYMENTS, ns, name, body)\n"
         "await self.io.patch(ROLLOUTS, ns, name, body, subresource='status')\n"
         "jobs.append(_bind(self.io.replace, SERVICES, ns, name, body))\n"
@@ -91,6 +93,7 @@ def test_the_scanner_reads_generic_clients_with_resource_descriptors() -> None:
     elsewhere = {"SERVICES": ("", "services")}  # imported from another module
     found = {(use.verb, use.candidates) for use in rbac.scan_source(source, "operator", "x.py", elsewhere)}
     assert ("patch", (("apps", "deployments"),)) in found
+    assert ("get", (("coordination.k8s.io", "leases"),)) in found  # an annotated constant
     assert ("patch", tuple((GROUP, f"{p}/status") for p in rbac.FORTRESS_PLURALS)) in found
     assert ("update", (("", "services"),)) in found
     assert ("get", (("", "configmaps"),)) in found  # an annotated constant

@@ -10,16 +10,9 @@ from typing import Any
 import pytest
 
 from fortress.api.drplan import DRPlanSpec, Operation
-from fortress.dr.election import (
-    Action,
-    Decision,
-    LeaseView,
-    PlanState,
-    RegionState,
-    caught_up,
-    decide,
-    ineligibility,
-)
+from fortress.dr.decision import Action, Decision, LeaseView, PlanState, RegionState
+from fortress.dr.election import decide
+from fortress.dr.judge import caught_up, ineligibility
 from fortress.dr.topology import Observation, Probe, Role, build
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -237,6 +230,13 @@ CASES = [
          [region(A, 0), region(B, 10), region(C, 20)], plan={"primary": None},
          spec={"request": {"type": "failover", "targetRegion": C, "requestId": "r", "force": True}},
          action=Action.FAILOVER, target=C, primary=None),
+    Case("a request names its action (type is its older name)", HEALTHY,
+         spec={"request": {"action": "switchover", "targetRegion": B, "requestId": "s"}},
+         action=Action.SWITCHOVER, target=B, fence=(A,), fenced=(A,), follow=(C,),
+         reason="manual switchover to b (request s)"),
+    Case("a rejected request names its action", HEALTHY,
+         spec={"request": {"action": "failover", "targetRegion": A, "requestId": "r1"}},
+         reason="failover to a rejected: a is already the primary"),
     Case("switchover to b", HEALTHY,
          spec={"request": {"type": "switchover", "targetRegion": B, "requestId": "s"}},
          action=Action.SWITCHOVER, target=B, fence=(A,), fenced=(A,), follow=(C,)),

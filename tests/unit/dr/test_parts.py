@@ -7,18 +7,14 @@ import datetime as dt
 import pytest
 
 from fortress.api.drplan import FailoverRecord
+from fortress.core.errors import endpoint
+from fortress.core.outcome import status_patch
+from fortress.core.time import stamp_ms
 from fortress.dr import lease
-from fortress.dr.conninfo import (
-    dsn_params,
-    endpoint_of,
-    format_conninfo,
-    parse_conninfo,
-    replication_conninfo,
-)
-from fortress.dr.election import Action, Decision, RegionVerdict
-from fortress.dr.handlers import restate
+from fortress.dr.conninfo import dsn_params, format_conninfo, parse_conninfo, replication_conninfo
+from fortress.dr.decision import Action, Decision, RegionVerdict
 from fortress.dr.lease import LeaseAction, LeaseRecord
-from fortress.dr.status import Executed, plan_outcome, plan_status, region_outcome, stamp
+from fortress.dr.status import Executed, Note, plan_outcome, plan_status, region_outcome
 from fortress.dr.topology import Probe, ReplicaLag, Role, build, format_lsn, parse_lsn
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -122,7 +118,7 @@ def test_dsn_params_and_endpoint() -> None:
         "dbname": "db",
         "sslmode": "require",
     }
-    assert endpoint_of("postgresql://u:secret@h:6432/db") == "h:6432"
+    assert endpoint("postgresql://u:secret@h:6432/db") == "h:6432/db"  # where, never the password
     with pytest.raises(ValueError, match="scheme"):
         dsn_params("mysql://h/db")
 
@@ -224,29 +220,31 @@ def test_plan_status_after_a_failover_keeps_bounded_history_and_events() -> None
         from_region="a",
     )
     old = {"history": [{"type": "failover", "toRegion": f"x{i}", "reason": "old"} for i in range(3)]}
-    patch, notes = plan_status(
+    done = Note("Warning", "FailoverCompleted", "a -> b")
+    fenced = Note("Warning", "Fenced", "fenced by the failover", "a")
+    outcome = plan_status(
         old_status=old,
-        generation=4,
         history_limit=3,
         decision=decision,
         topology=build({}),
-        executed=Executed(primary="b", service_endpoint="10.0.0.2:5432", record=record),
+        executed=Executed(primary="b", service_endpoint="10.0.0.2:5432", record=record, notes=(done, fenced)),
         lease_holder="me",
         now=NOW,
     )
+    patch = status_patch(outcome, old, 4, NOW)  # what the plan's loop writes
     assert patch["primaryRegion"] == "b" and patch["lastFailover"]["rtoSeconds"] == 4.2
     assert [h["toRegion"] for h in patch["history"]] == ["b", "x0", "x1"]
     assert patch["inProgress"] is None and patch["observedGeneration"] == 4
-    assert patch["phase"] == "FailedOver" and patch["lastCheckTime"] == stamp(NOW)
+    assert patch["phase"] == "FailedOver" and patch["lastCheckTime"] == stamp_ms(NOW)
     assert [r["role"] for r in patch["regions"]] == ["Fenced", "Primary"]
-    assert notes == []  # the check's executor posts the failover's own Events
+    # the failover's own notes: the plan's is the plan's Event; a region's is posted on the region
+    assert [e.reason for e in outcome.events] == ["FailoverCompleted"]
 
 
 def test_plan_status_posts_an_event_only_when_the_state_changes() -> None:
     decision = Decision(Action.WAIT, "primary a failed 1", "a", {"a": _verdict(healthy=False)})
     executed = Executed(primary="a", service_endpoint="x")
     args = {
-        "generation": 1,
         "history_limit": 5,
         "decision": decision,
         "topology": build({}),
@@ -254,10 +252,11 @@ def test_plan_status_posts_an_event_only_when_the_state_changes() -> None:
         "lease_holder": "me",
         "now": NOW,
     }
-    patch, notes = plan_status(old_status={}, **args)  # type: ignore[arg-type]
-    assert [n.reason for n in notes] == ["PrimaryCheckFailed"]
-    _, again = plan_status(old_status=patch, **args)  # type: ignore[arg-type]
-    assert again == []
+    outcome = plan_status(old_status={}, **args)  # type: ignore[arg-type]
+    assert [e.reason for e in outcome.events] == ["PrimaryCheckFailed"]
+    written = status_patch(outcome, {}, 1, NOW)
+    again = plan_status(old_status=written, **args)  # type: ignore[arg-type]
+    assert again.events == ()
 
 
 @pytest.mark.parametrize(
@@ -291,35 +290,6 @@ def test_region_readiness_of_duplicates() -> None:
     obs = build({"r": _p(in_recovery=False)}).observations["r"]
     outcome = region_outcome("r", "Unknown", obs, decision, Executed(primary=None, service_endpoint=None))
     assert (outcome.ready, outcome.reason) == (False, "DuplicateServer") and "s" in outcome.message
-
-
-@pytest.mark.parametrize(
-    ("status", "ready", "reason"),
-    [
-        ({}, False, "AwaitingCheck"),
-        (
-            {
-                "lastCheckTime": "t",
-                "phase": "Protected",
-                "message": "m",
-                "conditions": [{"type": "Ready", "status": "True", "reason": "Protected"}],
-            },
-            True,
-            "Protected",
-        ),
-        (
-            {
-                "lastCheckTime": "t",
-                "conditions": [{"type": "Ready", "status": "False", "reason": "InvalidSpec"}],
-            },
-            False,
-            "AwaitingCheck",
-        ),
-    ],
-)
-def test_reconcile_restates_the_latest_check(status: dict[str, object], ready: bool, reason: str) -> None:
-    outcome = restate(status, "waiting")
-    assert (outcome.ready, outcome.reason) == (ready, reason)
 
 
 def test_dr_metrics_are_exported() -> None:
