@@ -336,17 +336,18 @@ Descriptors = dict[str, tuple[str | None, str | None]]
 
 
 def resource_descriptors(tree: ast.Module) -> Descriptors:
-    """Module-level ``NAME = <...Resource...>(group, version, plural)`` constants."""
+    """Module-level ``NAME = <...Resource...>(group, version, plural)`` constants (annotated or not)."""
     constants = _constants(tree)
     found: Descriptors = {}
     for node in tree.body:
-        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+        if not (isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call)):
             continue
         call = node.value
         if "Resource" not in _dotted(call.func).split(".")[-1] or len(call.args) != 3:
             continue
         group, plural = _literal(call.args[0], constants), _literal(call.args[2], constants)
-        for target in node.targets:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        for target in targets:
             if isinstance(target, ast.Name):
                 found[target.id] = (group, plural)
     return found

@@ -85,12 +85,15 @@ def test_the_scanner_reads_generic_clients_with_resource_descriptors() -> None:
         "await self.io.patch(ROLLOUTS, ns, name, body, subresource='status')\n"
         "jobs.append(_bind(self.io.replace, SERVICES, ns, name, body))\n"
         "await io.list(INGRESSES, ns)\n"
+        "SECRETS: Final = Resource('', 'v1', 'secrets', kind='Secret')\n"
+        "await kube.get(SECRETS, ns, name)\n"
     )
     elsewhere = {"SERVICES": ("", "services")}  # imported from another module
     found = {(use.verb, use.candidates) for use in rbac.scan_source(source, "operator", "x.py", elsewhere)}
     assert ("patch", (("apps", "deployments"),)) in found
     assert ("patch", tuple((GROUP, f"{p}/status") for p in rbac.FORTRESS_PLURALS)) in found
     assert ("update", (("", "services"),)) in found
+    assert ("get", (("", "secrets"),)) in found  # an annotated constant (adapters.kube)
     assert not [use for use in found if use[0] == "list"]  # INGRESSES is no known descriptor
 
 
