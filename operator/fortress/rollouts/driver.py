@@ -26,8 +26,9 @@ from pydantic import ValidationError
 from fortress.adapters.postgres import redact
 from fortress.api.canaryrollout import INFO, CanaryRolloutSpec, CanaryRolloutStatus, StrategyType
 from fortress.api.common import API_VERSION
-from fortress.core.time import stamp as rfc3339
 from fortress.core.outcome import EventNote, Outcome, status_patch
+from fortress.core.time import parse, stamp_ms
+from fortress.core.time import stamp as rfc3339
 from fortress.core.validation import validate_spec
 from fortress.metrics import rollouts as metrics
 from fortress.rollouts import analysis, store, workload
@@ -42,9 +43,7 @@ from fortress.rollouts.model import (
     Plan,
     Raw,
     other,
-    parse_ts,
     template_hash,
-    ts,
 )
 from fortress.rollouts.planner import analysis_due, decide
 from fortress.rollouts.traffic import RouterContext, router_for
@@ -574,13 +573,13 @@ class Driver:
         metrics.set_phase(namespace, name, state.phase)
         metrics.ROLLOUT_CANARY_WEIGHT.labels(namespace, name).set(state.canary_weight or 0)
         if sample is not None:
-            stamp = ts(sample.at)
+            stamp = stamp_ms(sample.at)
             for result in (r for r in state.metrics if r.measured_at == stamp):
                 metrics.ROLLOUT_ANALYSIS.labels(namespace, name, result.name, result.result).inc()
                 if result.value is not None:
                     metrics.ROLLOUT_METRIC_VALUE.labels(namespace, name, result.name).set(result.value)
         for record in plan.finished:
-            begun, ended = parse_ts(record.started_at), parse_ts(record.finished_at)
+            begun, ended = parse(record.started_at), parse(record.finished_at)
             if begun and ended:
                 metrics.ROLLOUT_DURATION.labels(spec.strategy.type, record.outcome).observe(
                     (ended - begun).total_seconds()

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from fortress.api.canaryrollout import CanaryRolloutSpec, CanaryRolloutStatus
 from fortress.commands import rollout as cli
 from fortress.rollouts.driver import _replacing, parse_state
-from fortress.rollouts.model import parse_ts, seconds, ts
+from fortress.core.time import parse, readable, stamp_ms
 from fortress.rollouts.store import open_release
 
 
@@ -174,17 +174,14 @@ def test_template_replacement_patch_removes_old_keys() -> None:
     }
 
 
-def test_time_helpers() -> None:
-    moment = parse_ts("2024-05-01T10:00:00.250Z")
-    assert moment is not None and ts(moment) == "2024-05-01T10:00:00.250Z"
-    assert (
-        parse_ts("2024-05-01T10:00:00Z") is not None
-        and parse_ts("yesterday") is None
-        and parse_ts(None) is None
-    )
+def test_status_times_keep_milliseconds() -> None:
+    """The rollout's status stamps (core.time) keep the millisecond precision stage pauses need."""
+    moment = parse("2024-05-01T10:00:00.250Z")
+    assert moment is not None and stamp_ms(moment) == "2024-05-01T10:00:00.250Z"
+    assert parse("2024-05-01T10:00:00Z") is not None and parse("yesterday") is None and parse(None) is None
     import datetime as dt
 
-    assert [seconds(dt.timedelta(seconds=x)) for x in (0.3, 2, 45, 125, 3700)] == [
+    assert [readable(dt.timedelta(seconds=x)) for x in (0.3, 2, 45, 125, 3700)] == [
         "0.3s",
         "2s",
         "45s",
