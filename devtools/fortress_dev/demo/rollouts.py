@@ -22,6 +22,7 @@ import asyncpg
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from fortress.adapters.kube import BlockingKube, Cluster
 from fortress.api import GROUP, VERSION
 from fortress.commands.rollout import send
 from fortress.rollouts import store
@@ -111,6 +112,12 @@ def _prepare(api: client.ApiClient, namespace: str, dsn: str, body: dict[str, An
         if error.status != 409:
             raise
     client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+
+def _abort(cluster: Cluster, namespace: str) -> str:
+    """``fortress rollout abort`` on the sample app; the request id."""
+    with BlockingKube(cluster) as kube:
+        return send(kube, namespace, NAME, "abort")
 
 
 def _flags(status: dict[str, Any]) -> str:
@@ -284,7 +291,7 @@ async def _run(
         if app is not None:
             app.set(revisions["1.2"], error_rate=0.5, latency_ms=40)
         else:
-            await asyncio.to_thread(send, custom, namespace, NAME, "abort")
+            await asyncio.to_thread(_abort, ctx.cluster, namespace)
         failed = await _wait(
             api, namespace, lambda st: st.get("phase") in ("Degraded", "RolledBack"), "rollback"
         )

@@ -16,8 +16,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from fortress.adapters.kube import DEPLOYMENTS, BlockingKube, Cluster
 from fortress.api import GROUP, VERSION
-from fortress.rollouts.kubeio import DEPLOYMENTS
+from fortress.commands import rollout as rollout_cli
 from tests.support.kubeapi import wait_for
 
 PLURAL = "canaryrollouts"
@@ -76,6 +77,17 @@ def status(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
 
 def patch_spec(api: client.ApiClient, namespace: str, name: str, spec: dict[str, Any]) -> None:
     custom(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, {"spec": spec})
+
+
+def send(api: client.ApiClient, namespace: str, name: str, verb: str, request_id: str) -> str:
+    """What ``fortress rollout <verb>`` writes (spec.request), as the CLI writes it."""
+    with BlockingKube(Cluster(api.configuration)) as kube:
+        return rollout_cli.send(kube, namespace, name, verb, request_id)
+
+
+def last_request(state: dict[str, Any]) -> dict[str, Any]:
+    """status.lastRequest ({} before any request was handled)."""
+    return dict(state.get("lastRequest") or {})
 
 
 def condition(state: dict[str, Any], type_: str) -> dict[str, Any]:

@@ -495,7 +495,7 @@ def test_manual_verbs(action: str, setup: str, phase: str, accepted: bool, check
     last = plan.status.last_request
     assert last is not None and last.request_id == "req-1" and last.action == action
     assert last.outcome == ("Accepted" if accepted else "Ignored") and last.message
-    assert last.at == "2024-01-01T12:00:%02dZ" % moment
+    assert last.at == f"2024-01-01T12:00:{moment:02d}Z"
     assert ("ControlAccepted" in world.reasons()) is accepted
     assert ("ControlIgnored" in world.reasons()) is not accepted
     assert check(plan.status)
