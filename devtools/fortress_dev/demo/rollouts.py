@@ -125,10 +125,16 @@ def _flags(status: dict[str, Any]) -> str:
 
 
 def _event_reasons(api: client.ApiClient, namespace: str) -> list[str]:
-    """The reasons of the sample app's Events, oldest first (their names carry the posting time)."""
+    """The reasons of the sample app's Events, oldest first (by their microsecond eventTime)."""
     items = client.CoreV1Api(api).list_namespaced_event(namespace).items
     mine = [e for e in items if e.involved_object and e.involved_object.name == NAME]
-    return [str(e.reason) for e in sorted(mine, key=lambda e: str(e.metadata.name if e.metadata else ""))]
+    return [str(e.reason) for e in sorted(mine, key=_posted)]
+
+
+def _posted(event: Any) -> tuple[str, str]:
+    """When an Event was posted (eventTime, else its first timestamp), then its name."""
+    moment = event.event_time or event.first_timestamp
+    return (moment.isoformat() if moment else "", str(event.metadata.name if event.metadata else ""))
 
 
 def _runs(words: list[str]) -> str:

@@ -147,7 +147,7 @@ def events(api: client.ApiClient, namespace: str, name: str) -> list[Any]:
     items = client.CoreV1Api(api).list_namespaced_event(namespace).items
     return sorted(
         (e for e in items if e.involved_object and e.involved_object.name == name),
-        key=lambda e: e.metadata.name,
+        key=lambda e: ((e.event_time or e.first_timestamp).isoformat(), e.metadata.name),
     )
 
 
