@@ -25,6 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from fortress.adapters.kube import BlockingKube, Cluster
 from fortress.api import GROUP, VERSION
 from fortress.commands.rollout import send
+from fortress.core.conditions import READY, find
 from fortress.rollouts import store
 from fortress.rollouts.model import template_hash
 from fortress_dev.deployments import simulated_availability
@@ -92,7 +93,7 @@ def _status(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
 
 
 def _ready(status: dict[str, Any]) -> dict[str, Any]:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return dict(find(status.get("conditions"), READY) or {})
 
 
 def _selector(api: client.ApiClient, namespace: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from fortress.adapters.kube import DEPLOYMENTS, BlockingKube, Cluster
 from fortress.api import GROUP, VERSION
 from fortress.commands import rollout as rollout_cli
+from fortress.core.conditions import find
 from tests.support.kubeapi import wait_for
 
 PLURAL = "canaryrollouts"
@@ -91,10 +92,7 @@ def last_request(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def condition(state: dict[str, Any], type_: str) -> dict[str, Any]:
-    for found in state.get("conditions") or []:
-        if found.get("type") == type_:
-            return found  # type: ignore[no-any-return]
-    return {}
+    return dict(find(state.get("conditions"), type_) or {})
 
 
 async def wait_status(
