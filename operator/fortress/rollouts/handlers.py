@@ -22,10 +22,10 @@ RECONCILERS: dict[str, ReconcilerFactory] = {INFO.kind: RolloutReconciler}
 
 
 def register(registry: kopf.OperatorRegistry, services: Callable[[], Services]) -> None:
-    """Deployment events wake the rollout they belong to."""
+    """Deployment events wake the rollout they belong to (async: on the loop, as the loops' events)."""
 
     @kopf.on.event("apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry)
-    def deployment_changed(*, body: kopf.Body, event: Any, **_: Any) -> None:
+    async def deployment_changed(*, body: kopf.Body, event: Any, **_: Any) -> None:
         labels = body.metadata.labels or {}
         rollout, colour = labels.get(LABEL_ROLLOUT), labels.get(LABEL_COLOUR)
         if not rollout or not colour:
