@@ -21,7 +21,7 @@ watch works): see ``BenchEmulator``.
    the original platform design claimed a 25 s rollback. Skipped, saying why, without the
    ``prometheus`` binary.
 2. Scale: N rollouts (2 pods each, two 1 s stages): time to release them all, the reconcile latency
-   (a spec change until its status shows it handled, via a control request, p50/p95/max over N),
+   (a spec change until its status shows it handled: a manual ``spec.request``, p50/p95/max over N),
    one canary wave across all N at once, and the operator's memory (RSS) with 0 and N rollouts.
 """
 
@@ -50,6 +50,7 @@ from kubernetes import client
 
 from fortress.adapters.kube import load_cluster
 from fortress.api import GROUP, VERSION
+from fortress.core.requests import handled_id
 from fortress.paths import repo_root
 from fortress.rollouts.analysis import Target, render
 from fortress.rollouts.analysis import checks as analysis_checks
@@ -384,9 +385,9 @@ async def scale(bench: Bench, namespace: str, count: int, pid: int, metrics_port
         request = f"one-{name}"
         sent = time.monotonic()
         await asyncio.to_thread(
-            bench.patch, namespace, name, {"control": {"action": "resume", "requestId": request}}
+            bench.patch, namespace, name, {"request": {"action": "resume", "requestId": request}}
         )
-        await bench.wait(namespace, name, lambda st, r=request: st.get("handledRequestId") == r, poll=0.01)
+        await bench.wait(namespace, name, lambda st, r=request: handled_id(st) == r, poll=0.01)
         single.append(time.monotonic() - sent)
 
     burst: list[float] = []  # a spec change to every rollout at once
@@ -394,7 +395,7 @@ async def scale(bench: Bench, namespace: str, count: int, pid: int, metrics_port
     burst_started = time.monotonic()
     for name in names:
         await asyncio.to_thread(
-            bench.patch, namespace, name, {"control": {"action": "resume", "requestId": f"all-{name}"}}
+            bench.patch, namespace, name, {"request": {"action": "resume", "requestId": f"all-{name}"}}
         )
         sent_at[name] = time.monotonic()
     pending = set(names)
@@ -403,7 +404,7 @@ async def scale(bench: Bench, namespace: str, count: int, pid: int, metrics_port
         states = await asyncio.to_thread(bench.statuses, namespace)
         now = time.monotonic()
         for name in list(pending):
-            if states.get(name, {}).get("handledRequestId") == f"all-{name}":
+            if handled_id(states.get(name)) == f"all-{name}":
                 burst.append(now - sent_at[name])
                 pending.discard(name)
         await asyncio.sleep(0.05)
@@ -554,7 +555,7 @@ def report(
             "canary wave across all at once, until all Succeeded",
             f"{r['wave']:.1f} s ({r['wave_steps']} steps)",
         ),
-        ("  step wall time (observe, decide, execute, status)", f"mean {r['wave_step_ms']:.0f} ms"),
+        ("  step wall time (observe, decide, act, history)", f"mean {r['wave_step_ms']:.0f} ms"),
         ("  operator CPU per step", f"{r['wave_cpu_ms']:.1f} ms ({r['wave_cpu']:.1f} s CPU in all)"),
         ("operator RSS with 0 rollouts", f"{baseline_rss:.0f} MB"),
         (f"operator RSS with {n}, idle / peak in the wave", f"{r['idle_rss']:.0f} / {r['peak_rss']:.0f} MB"),

@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes import client
 
-from fortress.rollouts.kubeio import DEPLOYMENTS, KubeIO
+from fortress.adapters.kube import DEPLOYMENTS, BlockingKube, Cluster
 from fortress.rollouts.model import LABEL_MANAGED_BY, MANAGED_BY
 
 
@@ -55,7 +55,7 @@ class AvailabilitySimulator:
         delay: float = 0.0,
         hold: Callable[[str], bool] | None = None,
     ) -> None:
-        self.io = KubeIO(api)
+        self.kube = BlockingKube(Cluster(api.configuration), connections=2)
         self.namespace = namespace
         self.interval = interval
         self.delay = delay
@@ -66,7 +66,8 @@ class AvailabilitySimulator:
     async def sync_once(self) -> int:
         """Patch every managed Deployment whose status lags its spec; the number patched."""
         patched = 0
-        items = await self.io.list(DEPLOYMENTS, self.namespace, {LABEL_MANAGED_BY: MANAGED_BY})
+        labels = {LABEL_MANAGED_BY: MANAGED_BY}
+        items = await asyncio.to_thread(self.kube.list, DEPLOYMENTS, self.namespace, labels)
         now = time.monotonic()
         for obj in items:
             meta = obj.get("metadata") or {}
@@ -81,22 +82,27 @@ class AvailabilitySimulator:
             current = obj.get("status") or {}
             if all(current.get(k) == v for k, v in wanted.items()):
                 continue
-            await self.io.patch(DEPLOYMENTS, self.namespace, name, {"status": wanted}, subresource="status")
+            status = {"status": wanted}
+            await asyncio.to_thread(self.kube.patch, DEPLOYMENTS, self.namespace, name, status, "status")
             patched += 1
         self.patched += patched
         return patched
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Sync until ``stop`` is set, then close the connections."""
         last_error = ""
-        while not stop.is_set():
-            try:
-                await self.sync_once()
-            except Exception as error:  # retried on the next pass; said once per distinct error
-                if str(error) != last_error:
-                    log.warning("availability simulator, namespace %s: %s", self.namespace, error)
-                last_error = str(error)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.sync_once()
+                except Exception as error:  # retried on the next pass; said once per distinct error
+                    if str(error) != last_error:
+                        log.warning("availability simulator, namespace %s: %s", self.namespace, error)
+                    last_error = str(error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.interval)
+        finally:
+            await asyncio.to_thread(self.kube.close)
 
 
 @contextlib.asynccontextmanager

@@ -148,8 +148,8 @@ def _register_kind(
             )
             await asyncio.shield(loop.close(deleted))
 
-    @kopf.on.event(plural=info.plural, id="wake", **kwargs)
-    def wake(*, body: kopf.Body, name: str, namespace: str | None, **_: Any) -> None:
+    @kopf.on.event(plural=info.plural, id="wake", **kwargs)  # async: Kopf runs sync handlers in threads
+    async def wake(*, body: kopf.Body, name: str, namespace: str | None, **_: Any) -> None:
         found = services().loops.get(info.kind, namespace or "", name)
         if found is not None:
             found.notice(body)

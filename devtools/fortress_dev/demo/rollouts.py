@@ -22,8 +22,10 @@ import asyncpg
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from fortress.adapters.kube import BlockingKube, Cluster
 from fortress.api import GROUP, VERSION
 from fortress.commands.rollout import send
+from fortress.core.conditions import READY, find
 from fortress.rollouts import store
 from fortress.rollouts.model import template_hash
 from fortress_dev.deployments import simulated_availability
@@ -91,7 +93,7 @@ def _status(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
 
 
 def _ready(status: dict[str, Any]) -> dict[str, Any]:
-    return next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    return dict(find(status.get("conditions"), READY) or {})
 
 
 def _selector(api: client.ApiClient, namespace: str) -> dict[str, str]:
@@ -113,15 +115,27 @@ def _prepare(api: client.ApiClient, namespace: str, dsn: str, body: dict[str, An
     client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
 
+def _abort(cluster: Cluster, namespace: str) -> str:
+    """``fortress rollout abort`` on the sample app; the request id."""
+    with BlockingKube(cluster) as kube:
+        return send(kube, namespace, NAME, "abort")
+
+
 def _flags(status: dict[str, Any]) -> str:
     return ", ".join(f"{f['name']} {'on' if f['enabled'] else 'off'}" for f in status.get("flags") or [])
 
 
 def _event_reasons(api: client.ApiClient, namespace: str) -> list[str]:
-    """The reasons of the sample app's Events, oldest first (their names carry the posting time)."""
+    """The reasons of the sample app's Events, oldest first (by their microsecond eventTime)."""
     items = client.CoreV1Api(api).list_namespaced_event(namespace).items
     mine = [e for e in items if e.involved_object and e.involved_object.name == NAME]
-    return [str(e.reason) for e in sorted(mine, key=lambda e: str(e.metadata.name if e.metadata else ""))]
+    return [str(e.reason) for e in sorted(mine, key=_posted)]
+
+
+def _posted(event: Any) -> tuple[str, str]:
+    """When an Event was posted (eventTime, else its first timestamp), then its name."""
+    moment = event.event_time or event.first_timestamp
+    return (moment.isoformat() if moment else "", str(event.metadata.name if event.metadata else ""))
 
 
 def _runs(words: list[str]) -> str:
@@ -284,7 +298,7 @@ async def _run(
         if app is not None:
             app.set(revisions["1.2"], error_rate=0.5, latency_ms=40)
         else:
-            await asyncio.to_thread(send, custom, namespace, NAME, "abort")
+            await asyncio.to_thread(_abort, ctx.cluster, namespace)
         failed = await _wait(
             api, namespace, lambda st: st.get("phase") in ("Degraded", "RolledBack"), "rollback"
         )

@@ -387,9 +387,6 @@ class CanaryRolloutStatus(StatusBase):
         default=None, description="Deprecated: the requestId older releases recorded; see lastRequest."
     )
     history: list[RolloutRecord] = Field(default_factory=list, description="Recent rollouts, newest first.")
-    state_version: int | None = Field(
-        default=None, ge=0, description="Counts the operator's writes of this state; stale writes show by it."
-    )
 
 
 def check(spec: Model) -> list[SpecIssue]:

@@ -4,9 +4,10 @@ Also ``kubectl fortress rollout <verb> NAME`` (the kubectl plugin delegates here
 (or ``promote-full``) skips the remaining stages and analysis.
 
 Each verb patches the resource: pause and resume set ``spec.paused``; the others write
-``spec.control {action, requestId}`` with a fresh request id, which the operator acts on exactly once
-(``status.handledRequestId``); resume also sends a ``resume`` request, which leaves a pause caused by
-inconclusive analysis. ``--wait SECONDS`` waits until the operator has handled the request.
+``spec.request {action, requestId}`` with a fresh request id (and clear ``spec.control``, its
+deprecated name), which the operator acts on exactly once (``status.lastRequest``); resume also sends
+a ``resume`` request, which leaves a pause caused by inconclusive analysis. ``--wait SECONDS`` waits
+until the operator has handled the request.
 The functions here are shared with the kubectl plugin (``add_arguments`` and ``run``).
 Exit codes: 0 done, 1 not handled within --wait, 2 usage error, 3 API or configuration error.
 """
@@ -16,12 +17,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from fortress.core.requests import handled_id, new_request_id
+
+if TYPE_CHECKING:
+    from fortress.adapters.kube import BlockingKube, Resource
 
 EXIT_OK, EXIT_PENDING, EXIT_USAGE, EXIT_API = 0, 1, 2, 3
 
-# CLI verb -> spec.control.action (None: spec.paused only)
+# CLI verb -> spec.request.action (None: spec.paused only)
 VERBS: dict[str, str | None] = {
     "promote": "promote",
     "promote-full": "promoteFull",
@@ -40,12 +45,8 @@ HELP = {
 }
 
 
-def new_request_id(verb: str) -> str:
-    return f"{verb}-{uuid.uuid4().hex[:12]}"
-
-
 def request_patch(verb: str, request_id: str) -> dict[str, Any]:
-    """The merge patch a verb writes (pure)."""
+    """The merge patch a verb writes (pure); a request also clears the deprecated spec.control."""
     if verb not in VERBS:
         raise ValueError(f"unknown verb {verb!r}; expected one of {', '.join(VERBS)}")
     spec: dict[str, Any] = {}
@@ -55,42 +56,51 @@ def request_patch(verb: str, request_id: str) -> dict[str, Any]:
         spec["paused"] = False
     action = VERBS[verb]
     if action is not None:
-        spec["control"] = {"action": action, "requestId": request_id}
+        spec["request"] = {"action": action, "requestId": request_id}
+        spec["control"] = None
     return {"spec": spec}
 
 
-def send(custom: Any, namespace: str, name: str, verb: str, request_id: str | None = None) -> str:
-    """Patch the CanaryRollout (a ``kubernetes.client.CustomObjectsApi``); the request id written."""
+def _rollouts() -> Resource:
+    from fortress.adapters.kube import custom
     from fortress.api.canaryrollout import INFO
 
-    request_id = request_id or new_request_id(verb)
-    custom.patch_namespaced_custom_object(
-        INFO.group, INFO.version, namespace, INFO.plural, name, request_patch(verb, request_id)
-    )
+    return custom(INFO.group, INFO.version, INFO.plural, INFO.kind)
+
+
+def send(kube: BlockingKube, namespace: str, name: str, verb: str, request_id: str | None = None) -> str:
+    """Patch the CanaryRollout; the request id written."""
+    request_id = request_id or new_request_id(verb, name)
+    kube.patch(_rollouts(), namespace, name, request_patch(verb, request_id))
     return request_id
 
 
-def read(custom: Any, namespace: str, name: str) -> dict[str, Any]:
-    from fortress.api.canaryrollout import INFO
-
-    found: dict[str, Any] = custom.get_namespaced_custom_object(
-        INFO.group, INFO.version, namespace, INFO.plural, name
-    )
+def read(kube: BlockingKube, namespace: str, name: str) -> dict[str, Any]:
+    """The CanaryRollout (LookupError when it does not exist)."""
+    found = kube.get(_rollouts(), namespace, name)
+    if found is None:
+        raise LookupError(f"CanaryRollout {namespace}/{name} not found")
     return found
 
 
 def wait_handled(
-    custom: Any, namespace: str, name: str, verb: str, request_id: str, timeout: float, poll: float = 0.25
+    kube: BlockingKube,
+    namespace: str,
+    name: str,
+    verb: str,
+    request_id: str,
+    timeout: float,
+    poll: float = 0.25,
 ) -> dict[str, Any] | None:
     """The status once the operator handled the request (pause: observed the generation); None on timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        current = read(custom, namespace, name)
+        current = read(kube, namespace, name)
         status = current.get("status") or {}
         if VERBS[verb] is None:
-            if status.get("observedGeneration") == current["metadata"].get("generation"):
+            if status.get("observedGeneration") == (current.get("metadata") or {}).get("generation"):
                 return status
-        elif status.get("handledRequestId") == request_id:
+        elif handled_id(status) == request_id:
             return status
         if time.monotonic() >= deadline:
             return None
@@ -145,22 +155,18 @@ def run(args: argparse.Namespace) -> int:
         if parser is not None:
             parser.print_help(sys.stderr)
         return EXIT_USAGE
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    from fortress.adapters.kube import load_cluster
+    from fortress.adapters.kube import ApiException, BlockingKube, load_cluster
 
     where = f"{args.namespace}/{args.name}"
     try:
         kubeconfig = args.kubeconfig or getattr(args, "rollout_kubeconfig", None)
         context = args.context or getattr(args, "rollout_context", None)
         cluster = load_cluster(kubeconfig, context)
-        with client.ApiClient(cluster.configuration) as api:
-            custom = client.CustomObjectsApi(api)
-            request_id = send(custom, args.namespace, args.name, verb, args.request_id)
+        with BlockingKube(cluster) as kube:
+            request_id = send(kube, args.namespace, args.name, verb, args.request_id)
             print(f"{verb} requested for CanaryRollout {where} (request {request_id})")
             if args.wait > 0:
-                status = wait_handled(custom, args.namespace, args.name, verb, request_id, args.wait)
+                status = wait_handled(kube, args.namespace, args.name, verb, request_id, args.wait)
                 if status is None:
                     print(f"not handled within {args.wait:g}s", file=sys.stderr)
                     return EXIT_PENDING
@@ -171,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"error: Kubernetes API answered {error.status}: {error.reason}", file=sys.stderr)
         return EXIT_API
-    except Exception as error:  # configuration: no kubeconfig, unreachable server
+    except Exception as error:  # configuration: no kubeconfig, unreachable server; deleted meanwhile
         print(f"error: {error}", file=sys.stderr)
         return EXIT_API
     return EXIT_OK

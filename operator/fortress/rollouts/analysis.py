@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 from fortress.api.canaryrollout import QUERY_PLACEHOLDERS, CanaryRolloutSpec, CanaryStrategy, Thresholds
-from fortress.api.common import parse_duration
+from fortress.core.time import parse_duration
 from fortress.rollouts.model import AnalysisSample, Measurement, Raw
 
 ERROR_RATE = "error-rate"

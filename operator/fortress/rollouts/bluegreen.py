@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fortress.api.canaryrollout import BlueGreenStrategy, Control, ControlAction
+from fortress.api.canaryrollout import BlueGreenStrategy, RequestAction, RolloutRequest
+from fortress.core.time import parse, readable, stamp_ms
 from fortress.rollouts.canary import rest_outputs
 from fortress.rollouts.model import (
     AbortReason,
@@ -21,9 +22,6 @@ from fortress.rollouts.model import (
     PauseReason,
     Phase,
     Traffic,
-    parse_ts,
-    seconds,
-    ts,
 )
 from fortress.rollouts.transitions import Draft, analysis_enabled
 
@@ -36,7 +34,7 @@ def analyses(d: Draft) -> bool:
     return analysis_enabled(d.spec) and settings(d).pre_promotion_analysis
 
 
-def step(d: Draft, request: Control | None) -> None:
+def step(d: Draft, request: RolloutRequest | None) -> None:
     """Advance an active blue-green release."""
     s = d.s
     s.current_stage = 0
@@ -54,7 +52,7 @@ def step(d: Draft, request: Control | None) -> None:
         if view.serves(s.canary_revision, replicas):
             d.succeed()
             return
-        _wait_for_pods(d, view.available, parse_ts(s.blocked_since) or d.now)
+        _wait_for_pods(d, view.available, parse(s.blocked_since) or d.now)
         return
     if d.spec.paused:
         d.set_pause(PauseReason.PAUSED)
@@ -65,9 +63,9 @@ def step(d: Draft, request: Control | None) -> None:
     if s.stage_ready_at is None:
         if not view.serves(s.canary_revision, replicas):
             if s.pause_reason is None:
-                _wait_for_pods(d, view.available, parse_ts(s.stage_started_at) or d.now)
+                _wait_for_pods(d, view.available, parse(s.stage_started_at) or d.now)
             return
-        s.stage_ready_at = ts(d.now)
+        s.stage_ready_at = stamp_ms(d.now)
         d.step(0, 0)
         d.event("PreviewReady", f"{s.canary_revision} on {d.canary_colour} available with {replicas} pods")
     if s.pause_reason == PauseReason.INCONCLUSIVE.value:
@@ -80,11 +78,11 @@ def step(d: Draft, request: Control | None) -> None:
         return
     if s.pause_reason == PauseReason.UNTIL_PROMOTED.value:
         d.set_pause(None)
-    ready = parse_ts(s.stage_ready_at) or d.now
+    ready = parse(s.stage_ready_at) or d.now
     end = ready + d.delay(auto)
     if d.now < end:
         d.wake(end)
-        d.waiting = f"promoting automatically in {seconds(end - d.now)}"
+        d.waiting = f"promoting automatically in {readable(end - d.now)}"
         return
     if analyses(d) and not d.analysis_ok_since(ready):
         d.waiting = "waiting for a successful analysis of the new colour"
@@ -107,32 +105,32 @@ def _wait_for_pods(d: Draft, available: int, since: dt.datetime) -> None:
         )
 
 
-def _request(d: Draft, control: Control) -> None:
+def _request(d: Draft, request: RolloutRequest) -> None:
     s = d.s
-    action = control.action
-    if action == ControlAction.ABORT:
-        d.accept(control, "rolling back")
-        d.rollback(AbortReason.ABORTED, f"aborted by request {control.request_id}")
-    elif action in (ControlAction.PROMOTE, ControlAction.PROMOTE_FULL):
+    action = request.action
+    if action == RequestAction.ABORT:
+        d.accept(request, "rolling back")
+        d.rollback(AbortReason.ABORTED, f"aborted by request {request.request_id}")
+    elif action in (RequestAction.PROMOTE, RequestAction.PROMOTE_FULL):
         if d.phase == Phase.PROMOTING:
-            d.ignore(control, "already promoting")
-        elif d.spec.paused and action == ControlAction.PROMOTE:
-            d.ignore(control, "the rollout is paused (spec.paused); resume it first")
+            d.ignore(request, "already promoting")
+        elif d.spec.paused and action == RequestAction.PROMOTE:
+            d.ignore(request, "the rollout is paused (spec.paused); resume it first")
         elif s.stage_ready_at and d.obs.view(d.canary_colour).serves(s.canary_revision, d.spec.replicas):
-            d.accept(control, "switching traffic")
+            d.accept(request, "switching traffic")
             d.succeed()
         else:
-            d.accept(control, "switching traffic once the new colour is available")
+            d.accept(request, "switching traffic once the new colour is available")
             d.begin_promoting()
-    elif action == ControlAction.RESUME:
+    elif action == RequestAction.RESUME:
         if s.pause_reason == PauseReason.INCONCLUSIVE.value:
-            d.accept(control, "resuming despite inconclusive analysis")
+            d.accept(request, "resuming despite inconclusive analysis")
             s.inconclusive_measurements = 0
             d.set_pause(None)
         else:
-            d.ignore(control, "not paused by analysis")
+            d.ignore(request, "not paused by analysis")
     else:
-        d.ignore(control, "a release is in progress; retry applies to a rolled-back release")
+        d.ignore(request, "a release is in progress; retry applies to a rolled-back release")
 
 
 def outputs(d: Draft, scaled_down: set[str]) -> tuple[tuple[DesiredDeployment, ...], Traffic, int | None]:

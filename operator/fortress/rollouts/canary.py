@@ -6,7 +6,7 @@ duration, or until promoted) -> the latest measurement, taken after the weight w
 successful -> the next stage, or promotion after the last (100 %). Traffic never points at pods that
 are not available; a rollback sends it back to 100 % stable in the same decision.
 
-Manual requests (spec.control, once per requestId): promote = next stage now (from the last stage:
+Manual requests (spec.request, once per requestId): promote = next stage now (from the last stage:
 promotion), promoteFull = scale the canary to full size and promote without more stages or analysis,
 abort = rollback, resume = leave a pause caused by inconclusive analysis. spec.paused freezes progress
 (not analysis: a breach while paused still rolls back). The progress deadline counts only while the
@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fortress.api.canaryrollout import Control, ControlAction
+from fortress.api.canaryrollout import RequestAction, RolloutRequest
+from fortress.core.time import parse, readable, stamp_ms
 from fortress.rollouts.model import (
     AbortReason,
     DesiredDeployment,
     PauseReason,
     Phase,
     Traffic,
-    parse_ts,
-    seconds,
-    ts,
 )
 from fortress.rollouts.transitions import Draft, applied_stage_of, applied_weight, pods_for, stages_of
 
 
-def step(d: Draft, request: Control | None) -> None:
+def step(d: Draft, request: RolloutRequest | None) -> None:
     """Advance an active canary release (phase Progressing, Paused or Promoting)."""
     stages = stages_of(d.spec)
     s = d.s
@@ -41,8 +39,8 @@ def step(d: Draft, request: Control | None) -> None:
     if s.stage_ready_at and (moved or s.canary_weight != applied_weight(d.spec, stages[index].weight)):
         # stages, weights or replicas changed under the stage: enter it again (pods first, then weight)
         s.stage_ready_at = None
-        s.stage_started_at = ts(d.now)
-        s.blocked_since = ts(d.now)
+        s.stage_started_at = stamp_ms(d.now)
+        s.blocked_since = stamp_ms(d.now)
     if request is not None:
         _request(d, request)
         if d.rolled_back:
@@ -59,55 +57,55 @@ def step(d: Draft, request: Control | None) -> None:
             return
 
 
-def _request(d: Draft, control: Control) -> None:
+def _request(d: Draft, request: RolloutRequest) -> None:
     s = d.s
     stages = stages_of(d.spec)
     index = s.current_stage or 0
-    action = control.action
-    if action == ControlAction.ABORT:
-        d.accept(control, "rolling back")
-        d.rollback(AbortReason.ABORTED, f"aborted by request {control.request_id}")
-    elif action == ControlAction.PROMOTE_FULL:
+    action = request.action
+    if action == RequestAction.ABORT:
+        d.accept(request, "rolling back")
+        d.rollback(AbortReason.ABORTED, f"aborted by request {request.request_id}")
+    elif action == RequestAction.PROMOTE_FULL:
         if d.phase == Phase.PROMOTING:
-            d.ignore(control, "already promoting")
+            d.ignore(request, "already promoting")
         else:
-            d.accept(control, "skipping the remaining stages")
+            d.accept(request, "skipping the remaining stages")
             d.begin_promoting()
-    elif action == ControlAction.PROMOTE:
+    elif action == RequestAction.PROMOTE:
         if d.phase == Phase.PROMOTING:
-            d.ignore(control, "already promoting")
+            d.ignore(request, "already promoting")
         elif d.spec.paused:
-            d.ignore(control, "the rollout is paused (spec.paused); resume it first")
+            d.ignore(request, "the rollout is paused (spec.paused); resume it first")
         elif index + 1 < len(stages):
-            d.accept(control, f"to stage {index + 2}/{len(stages)}")
+            d.accept(request, f"to stage {index + 2}/{len(stages)}")
             enter(d, index + 1)
         elif s.stage_ready_at:
-            d.accept(control, "promoting")
+            d.accept(request, "promoting")
             d.succeed()
         else:
-            d.accept(control, "promoting fully")
+            d.accept(request, "promoting fully")
             d.begin_promoting()
-    elif action == ControlAction.RESUME:
+    elif action == RequestAction.RESUME:
         if s.pause_reason == PauseReason.INCONCLUSIVE.value:
-            d.accept(control, "resuming despite inconclusive analysis")
+            d.accept(request, "resuming despite inconclusive analysis")
             s.inconclusive_measurements = 0
             d.set_pause(None)
         elif s.pause_reason == PauseReason.UNTIL_PROMOTED.value:
-            d.ignore(control, "the stage waits until promoted: use promote")
+            d.ignore(request, "the stage waits until promoted: use promote")
         elif d.spec.paused:
-            d.ignore(control, "spec.paused is true: set it to false")
+            d.ignore(request, "spec.paused is true: set it to false")
         else:
-            d.ignore(control, "not paused")
+            d.ignore(request, "not paused")
     else:
-        d.ignore(control, "a release is in progress; retry applies to a rolled-back release")
+        d.ignore(request, "a release is in progress; retry applies to a rolled-back release")
 
 
 def enter(d: Draft, index: int) -> None:
     s = d.s
     stages = stages_of(d.spec)
     s.current_stage = index
-    s.stage_started_at = ts(d.now)
-    s.blocked_since = ts(d.now)
+    s.stage_started_at = stamp_ms(d.now)
+    s.blocked_since = stamp_ms(d.now)
     s.stage_ready_at = None
     if s.pause_reason in (PauseReason.UNTIL_PROMOTED.value, PauseReason.INCONCLUSIVE.value):
         s.inconclusive_measurements = 0
@@ -136,14 +134,14 @@ def _stage(d: Draft) -> bool:
         if not view.serves(s.canary_revision, pods):
             d.waiting = f"waiting for {pods} pods of {d.canary_colour} ({view.available} available)"
             d.poll = True
-            started = parse_ts(s.stage_started_at) or d.now
+            started = parse(s.stage_started_at) or d.now
             if s.pause_reason is None and d.blocked(started):
                 d.rollback(
                     AbortReason.DEADLINE,
                     f"{d.canary_colour} had {view.available}/{pods} pods available after {d.deadline_text()}",
                 )
             return False
-        s.stage_ready_at = ts(d.now)
+        s.stage_ready_at = stamp_ms(d.now)
         s.canary_weight = applied_weight(spec, stage.weight)
         d.step(index, s.canary_weight)
         d.event(
@@ -160,11 +158,11 @@ def _stage(d: Draft) -> bool:
         return False
     if s.pause_reason == PauseReason.UNTIL_PROMOTED.value:
         d.set_pause(None)
-    ready = parse_ts(s.stage_ready_at) or d.now
+    ready = parse(s.stage_ready_at) or d.now
     end = ready + (d.delay(stage.pause.duration) if stage.pause.duration else dt.timedelta(0))
     if d.now < end:
         d.wake(end)
-        d.waiting = f"holding {seconds(end - d.now)} more"
+        d.waiting = f"holding {readable(end - d.now)} more"
         return False
     if not d.analysis_ok_since(ready):
         d.waiting = "waiting for a successful analysis taken at this stage"
@@ -190,7 +188,7 @@ def promoting(d: Draft) -> None:
         return
     d.waiting = f"waiting for {d.spec.replicas} pods of {d.canary_colour} ({view.available} available)"
     d.poll = True
-    if d.blocked(parse_ts(s.blocked_since) or d.now):
+    if d.blocked(parse(s.blocked_since) or d.now):
         have = f"{view.available}/{d.spec.replicas}"
         detail = f"{d.canary_colour} had {have} pods available after {d.deadline_text()}"
         d.rollback(AbortReason.DEADLINE, detail)

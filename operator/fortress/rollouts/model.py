@@ -1,4 +1,4 @@
-"""The planner's vocabulary: what is observed, what a plan asks for, colours, phases and time (pure)."""
+"""The planner's vocabulary: what is observed, what a plan asks for, colours and phases (pure)."""
 
 from __future__ import annotations
 
@@ -69,38 +69,6 @@ class Verdict(StrEnum):
     FAILED = "Failed"
     INCONCLUSIVE = "Inconclusive"
     SKIPPED = "Skipped"
-
-
-# ---- time ------------------------------------------------------------------------------------------
-
-
-def ts(moment: dt.datetime) -> str:
-    """RFC 3339 in UTC with milliseconds (stage pauses can be about a second)."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def parse_ts(text: str | None) -> dt.datetime | None:
-    """Parse an RFC 3339 time written by ``ts`` (or by Kubernetes); None when absent or malformed."""
-    if not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def seconds(delta: dt.timedelta) -> str:
-    """A short readable duration: 0.3s, 45s, 2m05s, 1h03m."""
-    exact = max(0.0, delta.total_seconds())
-    if exact < 10:
-        return f"{exact:.1f}s".replace(".0s", "s")
-    total = round(exact)
-    if total < 60:
-        return f"{total}s"
-    if total < 3600:
-        return f"{total // 60}m{total % 60:02d}s"
-    return f"{total // 3600}h{(total % 3600) // 60:02d}m"
 
 
 # ---- revisions -------------------------------------------------------------------------------------

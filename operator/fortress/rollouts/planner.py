@@ -18,11 +18,11 @@ from fortress.api.canaryrollout import (
     BlueGreenStrategy,
     CanaryRolloutSpec,
     CanaryRolloutStatus,
-    ControlAction,
+    RequestAction,
     StrategyType,
 )
-from fortress.api.common import parse_duration
 from fortress.core.outcome import ConditionUpdate
+from fortress.core.time import parse, parse_duration
 from fortress.rollouts import bluegreen, canary
 from fortress.rollouts.model import (
     ACTIVE,
@@ -30,7 +30,6 @@ from fortress.rollouts.model import (
     Observed,
     Phase,
     Plan,
-    parse_ts,
 )
 from fortress.rollouts.transitions import (
     POLL_SECONDS,
@@ -68,7 +67,7 @@ def decide(spec: CanaryRolloutSpec, state: CanaryRolloutStatus, observed: Observ
             d.set_phase(Phase.SUCCEEDED)
         elif desired != s.canary_revision:
             d.start(desired)
-        elif request is not None and request.action == ControlAction.RETRY:
+        elif request is not None and request.action == RequestAction.RETRY:
             d.accept(request, f"releasing {desired} again from the first stage")
             d.start(desired)
             request = None
@@ -92,7 +91,7 @@ def decide(spec: CanaryRolloutSpec, state: CanaryRolloutStatus, observed: Observ
 
 
 def _why_ignored(d: Draft, action: str) -> str:
-    if action == ControlAction.RETRY:
+    if action == RequestAction.RETRY:
         return "nothing to retry: no rolled-back release"
     if d.phase in FAILED:
         return "the release was rolled back; use retry"
@@ -116,7 +115,7 @@ def analysis_due(spec: CanaryRolloutSpec, state: CanaryRolloutStatus, now: dt.da
     """Whether the canary (or the new blue-green colour) should be measured now."""
     if not measuring(spec, state):
         return False
-    last = parse_ts(state.last_analysis_at)
+    last = parse(state.last_analysis_at)
     return last is None or now + TOLERANCE >= last + parse_duration(spec.analysis.interval)
 
 
@@ -246,13 +245,13 @@ def _requeue(d: Draft) -> float:
     moments = list(d.wakes)
     s = d.s
     if measuring(d.spec, s):
-        last = parse_ts(s.last_analysis_at)
+        last = parse(s.last_analysis_at)
         moments.append(d.now if last is None else last + parse_duration(d.spec.analysis.interval))
     delay = min(((m - d.now).total_seconds() for m in moments), default=IDLE_SECONDS)
     if d.poll:
         # Waiting for pods: a Deployment watch wakes the rollout at once; polling backs off from
         # 0.25 s to POLL_SECONDS for APIs whose watch is missing or slow.
-        since = parse_ts(s.blocked_since) or d.now
+        since = parse(s.blocked_since) or d.now
         waited = max(0.0, (d.now - since).total_seconds())
         delay = min(delay, max(0.25, min(POLL_SECONDS, waited / 4)))
     return max(0.05, min(delay, IDLE_SECONDS))

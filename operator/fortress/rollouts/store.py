@@ -18,7 +18,8 @@ from typing import Any
 import asyncpg
 
 from fortress.api.canaryrollout import CanaryRolloutSpec, CanaryRolloutStatus
-from fortress.rollouts.model import ACTIVE, Phase, parse_ts
+from fortress.core.time import parse
+from fortress.rollouts.model import ACTIVE, Phase
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class OpenRelease:
 
 def open_release(state: CanaryRolloutStatus) -> OpenRelease | None:
     """The release in progress according to the state (pure)."""
-    started = parse_ts(state.rollout_started_at)
+    started = parse(state.rollout_started_at)
     if started is None:
         return None
     phase = state.phase
@@ -60,14 +61,14 @@ async def sync(
     steps = _json([s.wire() for s in state.steps])
     analysis = _json({m.name: m.wire() for m in state.metrics})
     current = open_release(state)
-    started_now = parse_ts(state.rollout_started_at)
+    started_now = parse(state.rollout_started_at)
     problems: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
         for record in reversed(state.history):
-            started = parse_ts(record.started_at)
+            started = parse(record.started_at)
             if started is None:
                 continue
-            finished = parse_ts(record.finished_at) or started
+            finished = parse(record.finished_at) or started
             latest = started == started_now
             updated = await conn.fetchval(
                 """

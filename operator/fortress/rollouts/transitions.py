@@ -30,17 +30,19 @@ from fortress.api.canaryrollout import (
     CanaryRolloutSpec,
     CanaryRolloutStatus,
     CanaryStrategy,
-    Control,
     FlagState,
     MetricResult,
     MissingData,
     RolloutRecord,
+    RolloutRequest,
     Stage,
     StepRecord,
     StrategyType,
 )
-from fortress.api.common import parse_duration
+from fortress.api.common import LastRequest, RequestOutcome
 from fortress.core.outcome import EventNote
+from fortress.core.requests import handled, handled_id, pending
+from fortress.core.time import parse, parse_duration, readable, stamp_ms
 from fortress.rollouts.model import (
     ACTIVE,
     BLUE,
@@ -53,9 +55,6 @@ from fortress.rollouts.model import (
     Raw,
     Verdict,
     other,
-    parse_ts,
-    seconds,
-    ts,
 )
 from fortress.rollouts.traffic.replicas import effective_weight, split
 
@@ -146,19 +145,27 @@ class Draft:
 
     # ---- manual requests ---------------------------------------------------------------------------
 
-    def take_request(self) -> Control | None:
-        """spec.control when it carries a requestId not handled yet (marks it handled: exactly once)."""
-        control = self.spec.control
-        if control is None or control.request_id == self.s.handled_request_id:
-            return None
-        self.s.handled_request_id = control.request_id
-        return control
+    def take_request(self) -> RolloutRequest | None:
+        """spec.request (or spec.control) when its requestId was not handled yet; recorded as handled."""
+        recorded = self.s.model_dump(by_alias=True, include={"last_request", "handled_request_id"})
+        request = pending(self.spec.manual_request, handled_id(recorded))
+        if request is not None:
+            self.mark_handled(request, RequestOutcome.ACCEPTED, "")  # exactly once, whatever follows
+        return request
 
-    def accept(self, control: Control, what: str) -> None:
-        self.event("ControlAccepted", f"{control.action} (request {control.request_id}): {what}")
+    def mark_handled(self, request: RolloutRequest, outcome: RequestOutcome, message: str) -> None:
+        """Record ``status.lastRequest`` (the legacy handledRequestId is dropped once it is written)."""
+        record = handled(request.request_id, request.action, outcome, message, self.now)
+        self.s.last_request = LastRequest.model_validate(record)
+        self.s.handled_request_id = None
 
-    def ignore(self, control: Control, why: str) -> None:
-        self.event("ControlIgnored", f"{control.action} (request {control.request_id}) ignored: {why}", True)
+    def accept(self, request: RolloutRequest, what: str) -> None:
+        self.mark_handled(request, RequestOutcome.ACCEPTED, what)
+        self.event("ControlAccepted", f"{request.action} (request {request.request_id}): {what}")
+
+    def ignore(self, request: RolloutRequest, why: str) -> None:
+        self.mark_handled(request, RequestOutcome.IGNORED, why)
+        self.event("ControlIgnored", f"{request.action} (request {request.request_id}) ignored: {why}", True)
 
     # ---- history -----------------------------------------------------------------------------------
 
@@ -168,13 +175,14 @@ class Draft:
             outcome=outcome,
             reason=reason,
             started_at=self.s.rollout_started_at,
-            finished_at=ts(self.now),
+            finished_at=stamp_ms(self.now),
         )
         self.finished.append(record)
         self.s.history = [record, *self.s.history][: self.spec.history_limit]
 
     def step(self, stage: int, weight: int) -> None:
-        self.s.steps = [*self.s.steps, StepRecord(stage=stage, weight=weight, at=ts(self.now))][-MAX_STEPS:]
+        record = StepRecord(stage=stage, weight=weight, at=stamp_ms(self.now))
+        self.s.steps = [*self.s.steps, record][-MAX_STEPS:]
 
     # ---- the release's life ------------------------------------------------------------------------
 
@@ -186,8 +194,8 @@ class Draft:
         s.stable_revision = revision
         s.stable_colour = s.stable_colour or BLUE
         s.canary_revision = None
-        s.rollout_started_at = ts(self.now)
-        s.blocked_since = ts(self.now)
+        s.rollout_started_at = stamp_ms(self.now)
+        s.blocked_since = stamp_ms(self.now)
         s.abort_reason = None
         s.pause_reason = None
         s.steps = []
@@ -210,14 +218,14 @@ class Draft:
         pods, colour = self.spec.replicas, self.stable_colour
         self.waiting = f"waiting for {pods} pods of {colour} ({view.available} available)"
         self.poll = True
-        started = parse_ts(s.rollout_started_at) or self.now
+        started = parse(s.rollout_started_at) or self.now
         if self.phase == Phase.PROGRESSING and self.blocked(started):
             self.set_phase(Phase.DEGRADED)
             s.abort_reason = AbortReason.DEADLINE.value
             self.event(
                 AbortReason.DEADLINE.value,
                 f"{self.stable_colour} had {view.available}/{self.spec.replicas} pods available after "
-                f"{seconds(self.delay(self.spec.progress_deadline))}",
+                f"{readable(self.delay(self.spec.progress_deadline))}",
                 warning=True,
             )
 
@@ -227,10 +235,10 @@ class Draft:
         colour = self.canary_colour
         s.canary_revision = revision
         s.current_stage = 0
-        s.stage_started_at = ts(self.now)
+        s.stage_started_at = stamp_ms(self.now)
         s.stage_ready_at = None
-        s.rollout_started_at = ts(self.now)
-        s.blocked_since = ts(self.now)
+        s.rollout_started_at = stamp_ms(self.now)
+        s.blocked_since = stamp_ms(self.now)
         s.pause_reason = None
         s.abort_reason = None
         s.failed_measurements = 0
@@ -277,7 +285,7 @@ class Draft:
     def schedule_scale_down(self, colour: str, delay: str) -> None:
         at = self.now + self.delay(delay)
         self.s.scale_down_colour = colour
-        self.s.scale_down_at = ts(at)
+        self.s.scale_down_at = stamp_ms(at)
         self.wake(at)
 
     def rollback(self, reason: AbortReason, detail: str) -> None:
@@ -303,8 +311,8 @@ class Draft:
         """Promotion: the canary colour becomes stable; the old colour scales down after scaleDownDelay."""
         s = self.s
         old_colour, new_colour = self.stable_colour, self.canary_colour
-        started = parse_ts(s.rollout_started_at)
-        took = f" in {seconds(self.now - started)}" if started else ""
+        started = parse(s.rollout_started_at)
+        took = f" in {readable(self.now - started)}" if started else ""
         revision = s.canary_revision
         self.record(revision, "Succeeded", f"promoted{took}")
         s.stable_revision = revision
@@ -321,7 +329,7 @@ class Draft:
     def begin_promoting(self) -> None:
         self.set_phase(Phase.PROMOTING)
         self.s.pause_reason = None
-        self.s.blocked_since = ts(self.now)
+        self.s.blocked_since = stamp_ms(self.now)
         self.event(
             "Promoting",
             f"promoting {self.s.canary_revision} fully: {self.canary_colour} to {self.spec.replicas} pods, "
@@ -342,16 +350,16 @@ class Draft:
             self.event("Paused", f"paused at stage {(s.current_stage or 0) + 1}: {_PAUSE_TEXT[reason]}")
         else:
             self.set_phase(Phase.PROGRESSING)
-            s.blocked_since = ts(self.now)  # the progress deadline restarts after a pause
+            s.blocked_since = stamp_ms(self.now)  # the progress deadline restarts after a pause
             self.event("Resumed", f"resumed at stage {(s.current_stage or 0) + 1}")
 
     def blocked(self, since: dt.datetime) -> bool:
         """The release waits on something outside its plan since ``since``; True past the deadline."""
         start = since
-        current = parse_ts(self.s.blocked_since)
+        current = parse(self.s.blocked_since)
         if current is not None and current > start:
             start = current
-        self.s.blocked_since = ts(start)
+        self.s.blocked_since = stamp_ms(start)
         deadline = self.delay(self.spec.progress_deadline)
         if self.now - start >= deadline:
             return True
@@ -359,7 +367,7 @@ class Draft:
         return False
 
     def deadline_text(self) -> str:
-        return f"{seconds(self.delay(self.spec.progress_deadline))} (progressDeadline)"
+        return f"{readable(self.delay(self.spec.progress_deadline))} (progressDeadline)"
 
     # ---- analysis ----------------------------------------------------------------------------------
 
@@ -376,12 +384,12 @@ class Draft:
                     value=m.value,
                     limit=m.limit,
                     result=verdict.value,
-                    measured_at=ts(sample.at),
+                    measured_at=stamp_ms(sample.at),
                     detail=m.detail or None,
                 )
             )
         s.metrics = results
-        s.last_analysis_at = ts(sample.at)
+        s.last_analysis_at = stamp_ms(sample.at)
         failed = [r for r in results if r.result == Verdict.FAILED]
         if failed:
             s.failed_measurements = (s.failed_measurements or 0) + 1
@@ -412,7 +420,7 @@ class Draft:
         """The latest measurement is successful and was taken after ``moment`` (or analysis is off)."""
         if not analysis_enabled(self.spec):
             return True
-        last = parse_ts(self.s.last_analysis_at)
+        last = parse(self.s.last_analysis_at)
         if last is None or last <= moment:
             return False
         return all(r.result in (Verdict.SUCCESSFUL, Verdict.SKIPPED) for r in self.s.metrics)
@@ -431,7 +439,7 @@ class Draft:
         """Colours whose scale-down is due now (cleared from the state)."""
         s = self.s
         due: set[str] = set()
-        at = parse_ts(s.scale_down_at)
+        at = parse(s.scale_down_at)
         if s.scale_down_colour and at is not None:
             if self.now >= at:
                 due.add(s.scale_down_colour)

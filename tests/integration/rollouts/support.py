@@ -16,8 +16,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from fortress.adapters.kube import DEPLOYMENTS, BlockingKube, Cluster
 from fortress.api import GROUP, VERSION
-from fortress.rollouts.kubeio import DEPLOYMENTS
+from fortress.commands import rollout as rollout_cli
+from fortress.core.conditions import find
 from tests.support.kubeapi import wait_for
 
 PLURAL = "canaryrollouts"
@@ -78,11 +80,19 @@ def patch_spec(api: client.ApiClient, namespace: str, name: str, spec: dict[str,
     custom(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, {"spec": spec})
 
 
+def send(api: client.ApiClient, namespace: str, name: str, verb: str, request_id: str) -> str:
+    """What ``fortress rollout <verb>`` writes (spec.request), as the CLI writes it."""
+    with BlockingKube(Cluster(api.configuration)) as kube:
+        return rollout_cli.send(kube, namespace, name, verb, request_id)
+
+
+def last_request(state: dict[str, Any]) -> dict[str, Any]:
+    """status.lastRequest ({} before any request was handled)."""
+    return dict(state.get("lastRequest") or {})
+
+
 def condition(state: dict[str, Any], type_: str) -> dict[str, Any]:
-    for found in state.get("conditions") or []:
-        if found.get("type") == type_:
-            return found  # type: ignore[no-any-return]
-    return {}
+    return dict(find(state.get("conditions"), type_) or {})
 
 
 async def wait_status(
@@ -135,7 +145,7 @@ def events(api: client.ApiClient, namespace: str, name: str) -> list[Any]:
     items = client.CoreV1Api(api).list_namespaced_event(namespace).items
     return sorted(
         (e for e in items if e.involved_object and e.involved_object.name == name),
-        key=lambda e: e.metadata.name,
+        key=lambda e: ((e.event_time or e.first_timestamp).isoformat(), e.metadata.name),
     )
 
 

@@ -63,9 +63,6 @@ async def test_restart_mid_rollout_resumes_at_the_same_stage(
         assert (before["currentStage"], before["canaryWeight"], before["phase"]) == (1, 50, "Paused")
         s.patch_spec(k8s, namespace, name, {"historyLimit": 5})  # a spec change while it is down
         async with running_operator(kube_api, namespaces=(namespace,)):
-            after = await s.wait_status(
-                k8s, namespace, name, lambda st: (st.get("stateVersion") or 0) >= before["stateVersion"]
-            )
             await s.wait_status(k8s, namespace, name, lambda st: st.get("observedGeneration") == 3)
             after = s.status(k8s, namespace, name)
             for key in (
@@ -121,9 +118,11 @@ async def test_cli_verbs_pause_resume_abort_and_retry(
             == 0
         )
         retried = await s.wait_status(
-            k8s, namespace, name, lambda st: st.get("handledRequestId") == "retry-1"
+            k8s, namespace, name, lambda st: s.last_request(st).get("requestId") == "retry-1"
         )
         assert retried["phase"] == "Progressing" and retried["canaryRevision"] == aborted["canaryRevision"]
+        assert s.last_request(retried)["outcome"] == "Accepted" and "handledRequestId" not in retried
+        assert s.get(k8s, namespace, name)["spec"]["request"] == {"action": "retry", "requestId": "retry-1"}
         full = ("rollout", "promote", "--full", name, "-n", namespace, "--wait", "20")
         assert await kubectl_fortress(kube_api, *full) == 0
         done = await s.wait_status(k8s, namespace, name, lambda st: st.get("phase") == "Succeeded")
@@ -158,6 +157,7 @@ async def test_blue_green_with_preview_and_manual_promotion(
         assert s.service_selector(k8s, namespace, name)["fortress.io/colour"] == "blue"
         assert s.condition(waiting, "Ready")["status"] == "True", "the stable version serves"
         assert s.condition(waiting, "Progressing")["status"] == "True"
+        # spec.control, the deprecated name of spec.request, is still acted on
         s.patch_spec(k8s, namespace, name, {"control": {"action": "promote", "requestId": "bg-1"}})
         done = await s.wait_status(
             k8s,
@@ -168,6 +168,7 @@ async def test_blue_green_with_preview_and_manual_promotion(
         assert s.service_selector(k8s, namespace, name)["fortress.io/colour"] == "green"
         assert s.condition(done, "Progressing")["status"] == "False"
         assert s.condition(done, "Progressing")["reason"] == "Succeeded"
+        assert s.last_request(done)["requestId"] == "bg-1" and s.last_request(done)["outcome"] == "Accepted"
 
 
 async def test_workload_ref_missing_is_reported_then_taken_over(
@@ -259,11 +260,11 @@ async def test_history_and_flags_in_postgresql(
                     break
                 await asyncio.sleep(0.1)
             assert len(rows) == 1 and rows[0]["image"] == "web:2" and rows[0]["previous_revision"]
-            s.patch_spec(k8s, namespace, name, {"control": {"action": "abort", "requestId": "stop-1"}})
+            s.patch_spec(k8s, namespace, name, {"request": {"action": "abort", "requestId": "stop-1"}})
             await s.wait_status(k8s, namespace, name, lambda st: st.get("abortReason") == "Aborted")
             s.patch_spec(k8s, namespace, name, {"template": s.template("web:3", name)})
             await s.wait_status(k8s, namespace, name, lambda st: (st.get("canaryWeight") or 0) > 0)
-            s.patch_spec(k8s, namespace, name, {"control": {"action": "promoteFull", "requestId": "ship-3"}})
+            s.patch_spec(k8s, namespace, name, {"request": {"action": "promoteFull", "requestId": "ship-3"}})
             await s.wait_status(
                 k8s,
                 namespace,

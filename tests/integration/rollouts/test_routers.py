@@ -41,8 +41,6 @@ def _without_weights(route: dict[str, Any]) -> dict[str, Any]:
 
 async def _walk_stages(k8s: client.ApiClient, namespace: str, name: str, observe: Any) -> list[Any]:
     """Release web:2 and promote through the untilPromoted stages, calling ``observe`` at each."""
-    from fortress.commands.rollout import send
-
     seen = []
     s.patch_spec(k8s, namespace, name, {"template": s.template("web:2", name)})
     for stage in (0, 1):
@@ -55,7 +53,7 @@ async def _walk_stages(k8s: client.ApiClient, namespace: str, name: str, observe
             ),
         )
         seen.append(observe())
-        send(s.custom(k8s), namespace, name, "promote", f"promote-{stage}")
+        s.send(k8s, namespace, name, "promote", f"promote-{stage}")
     await s.wait_status(
         k8s, namespace, name, lambda st: st.get("phase") == "Succeeded" and st.get("stableColour") == "green"
     )

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from fortress.api.canaryrollout import CanaryRolloutSpec, CanaryRolloutStatus
+from fortress.api.canaryrollout import CanaryRolloutSpec, CanaryRolloutStatus, RolloutRequest
 from fortress.core.outcome import EventNote
 from fortress.rollouts.model import (
     AnalysisSample,
@@ -136,16 +136,11 @@ class World:
     def release(self, version: int, **overrides: Any) -> None:
         self.spec = self.spec.model_copy(update={"template": template(version), **overrides})
 
-    def control(self, action: str, request_id: str) -> None:
-        self.spec = self.spec.model_copy(
-            update={
-                "control": type(self.spec)
-                .model_validate(
-                    {"service": "x", "template": {}, "control": {"action": action, "requestId": request_id}}
-                )
-                .control
-            }
-        )
+    def request(self, action: str, request_id: str, field: str = "request") -> None:
+        """A manual request in spec.request (or in its deprecated name spec.control)."""
+        other = "control" if field == "request" else "request"
+        wire = {"action": action, "requestId": request_id}
+        self.spec = self.spec.model_copy(update={field: RolloutRequest.model_validate(wire), other: None})
 
     def reasons(self) -> list[str]:
         return [e.reason for e in self.events]

@@ -74,7 +74,7 @@ def test_without_auto_promotion_it_waits_until_promoted() -> None:
     world = new_colour_up(stable_world(bluegreen(auto=None)))
     plan = world.step(500)
     assert (plan.status.phase, plan.status.pause_reason, plan.ready) == ("Paused", "UntilPromoted", True)
-    world.control("promote", "ship")
+    world.request("promote", "ship")
     plan = world.step(501)
     assert plan.status.phase == "Succeeded" and world.traffic is not None and world.traffic.stable == "green"
 
@@ -102,7 +102,7 @@ def test_failed_analysis_rolls_back_without_ever_moving_the_service() -> None:
 def test_promote_before_the_new_colour_is_available_switches_once_it_is() -> None:
     world = stable_world(bluegreen(auto=None))
     world.release(2)
-    world.control("promote", "early")
+    world.request("promote", "early")
     plan = world.step(10)
     assert plan.status.phase == "Promoting"
     assert plan.traffic is not None and plan.traffic.stable == "blue"
@@ -132,7 +132,7 @@ def test_new_colour_never_available_is_aborted_at_the_deadline() -> None:
 def test_manual_verbs(action: str, phase: str, accepted: bool) -> None:
     world = new_colour_up(stable_world(bluegreen(auto="1h")))
     world.events.clear()
-    world.control(action, "x1")
+    world.request(action, "x1")
     plan = world.step(12)
     assert plan.status.phase == phase
     assert ("ControlAccepted" in world.reasons()) is accepted

@@ -154,9 +154,10 @@ def test_until_promoted_stage_pauses_and_promote_is_acted_on_once() -> None:
     plan = world.step(100)
     assert (plan.status.phase, plan.status.pause_reason) == ("Paused", "UntilPromoted")
     assert plan.ready and "until promoted" in plan.status.message
-    world.control("promote", "r1")
+    world.request("promote", "r1")
     plan = world.step(101)
-    assert plan.status.current_stage == 1 and plan.status.handled_request_id == "r1"
+    assert plan.status.current_stage == 1 and plan.status.last_request is not None
+    assert plan.status.last_request.request_id == "r1"
     assert plan.status.phase == "Progressing"
     plan = world.step(102)  # the same request id again: nothing more happens
     assert plan.status.current_stage == 1 and world.reasons().count("ControlAccepted") == 1
@@ -253,7 +254,7 @@ def test_resume_request_leaves_an_inconclusive_pause() -> None:
     started(world)
     plan = world.step(21, sample(21, REV[2], measurement(raw=Raw.ERROR)))
     assert plan.status.pause_reason == "InconclusiveAnalysis"
-    world.control("resume", "go")
+    world.request("resume", "go")
     plan = world.step(22)
     assert plan.status.phase == "Progressing" and plan.status.pause_reason is None
     assert plan.status.current_stage == 0, "still needs a successful measurement"
@@ -263,7 +264,7 @@ def test_promote_leaves_an_inconclusive_pause() -> None:
     world = stable_world(analysed(analysis={"inconclusiveLimit": 1}))
     started(world)
     assert world.step(21, sample(21, REV[2], measurement(raw=Raw.NO_DATA))).status.phase == "Paused"
-    world.control("promote", "go-on")
+    world.request("promote", "go-on")
     plan = world.step(22)
     status = plan.status
     assert (status.phase, status.current_stage, status.pause_reason) == ("Progressing", 1, None)
@@ -430,7 +431,7 @@ def test_rolled_back_release_is_not_retried_by_itself() -> None:
 
 def test_retry_restarts_the_rolled_back_release() -> None:
     world = rolled_back()
-    world.control("retry", "again")
+    world.request("retry", "again")
     plan = world.step(100)
     assert (plan.status.phase, plan.status.current_stage, plan.status.failed_measurements) == (
         "Progressing",
@@ -487,23 +488,85 @@ def test_manual_verbs(action: str, setup: str, phase: str, accepted: bool, check
         world.spec = world.spec.model_copy(update={"paused": True})
         world.step(12)
     world.events.clear()
-    world.control(action, "req-1")
+    world.request(action, "req-1")
     moment = 34 if setup == "last" else 15
     plan = world.step(moment)
     assert plan.status.phase == phase, plan.status.message
-    assert plan.status.handled_request_id == "req-1"
+    last = plan.status.last_request
+    assert last is not None and last.request_id == "req-1" and last.action == action
+    assert last.outcome == ("Accepted" if accepted else "Ignored") and last.message
+    assert last.at == f"2024-01-01T12:00:{moment:02d}Z"
     assert ("ControlAccepted" in world.reasons()) is accepted
     assert ("ControlIgnored" in world.reasons()) is not accepted
     assert check(plan.status)
     again = world.step(moment + 0.5)
     assert world.reasons().count("ControlAccepted") + world.reasons().count("ControlIgnored") == 1
-    assert again.status.handled_request_id == "req-1"
+    assert again.status.last_request == last, "handled once: the record stays as it was"
+
+
+def test_a_request_is_handled_once_and_a_new_id_is_a_new_request() -> None:
+    stages = [
+        {"weight": 10, "pause": {"untilPromoted": True}},
+        {"weight": 50, "pause": {"untilPromoted": True}},
+    ]
+    stages.append({"weight": 100, "pause": {"duration": "1s"}})
+    world = stable_world(spec(strategy={"type": "canary", "canary": {"stages": stages}}))
+    started(world)
+    world.request("promote", "p-1")
+    assert world.step(20).status.current_stage == 1
+    for moment in (21, 22, 23):  # the same requestId in every later step: nothing more happens
+        assert world.step(moment).status.current_stage == 1
+    world.request("promote", "p-2")
+    assert world.step(24).status.current_stage == 2
+    assert world.reasons().count("ControlAccepted") == 2
+
+
+def test_the_legacy_handled_request_id_is_respected_and_then_replaced() -> None:
+    stages = [{"weight": 10, "pause": {"untilPromoted": True}}, {"weight": 100, "pause": {"duration": "1s"}}]
+    world = stable_world(spec(strategy={"type": "canary", "canary": {"stages": stages}}))
+    started(world)
+    world.state = world.state.model_copy(update={"handled_request_id": "old-1"})  # an older release's
+    world.request("promote", "old-1", field="control")
+    plan = world.step(20)
+    assert plan.status.current_stage == 0 and "ControlAccepted" not in world.reasons()
+    assert plan.status.handled_request_id == "old-1" and plan.status.last_request is None
+    world.request("promote", "new-1", field="control")  # the deprecated field is still read
+    plan = world.step(21)
+    assert plan.status.last_request is not None and plan.status.last_request.request_id == "new-1"
+    assert plan.status.handled_request_id is None, "lastRequest replaces the legacy field"
+    assert plan.status.current_stage == 1 and world.reasons().count("ControlAccepted") == 1
+
+
+@pytest.mark.parametrize(
+    ("action", "outcome", "message"),
+    [
+        ("abort", "Accepted", "rolling back"),
+        ("resume", "Ignored", "the stage waits until promoted: use promote"),
+        ("retry", "Ignored", "a release is in progress; retry applies to a rolled-back release"),
+    ],
+)
+def test_accepted_and_ignored_requests_are_recorded_in_last_request(
+    action: str, outcome: str, message: str
+) -> None:
+    stages = [{"weight": 10, "pause": {"untilPromoted": True}}, {"weight": 100, "pause": {"duration": "1s"}}]
+    world = stable_world(spec(strategy={"type": "canary", "canary": {"stages": stages}}))
+    started(world)
+    world.request(action, "x-1")
+    last = world.step(20).status.last_request
+    assert last is not None
+    assert last.model_dump(by_alias=True) == {
+        "requestId": "x-1",
+        "action": action,
+        "outcome": outcome,
+        "message": message,
+        "at": "2024-01-01T12:00:20Z",
+    }
 
 
 def test_promote_full_grows_the_canary_then_takes_all_traffic() -> None:
     world = stable_world()
     started(world)
-    world.control("promoteFull", "all")
+    world.request("promoteFull", "all")
     plan = world.step(12)
     assert plan.status.phase == "Promoting"
     assert [(d.colour, d.replicas) for d in plan.deployments] == [("blue", 4), ("green", 4)]
@@ -515,7 +578,7 @@ def test_promote_full_grows_the_canary_then_takes_all_traffic() -> None:
 def test_abort_sends_traffic_back_and_scales_down_later() -> None:
     world = stable_world()
     started(world)
-    world.control("abort", "stop")
+    world.request("abort", "stop")
     plan = world.step(12)
     assert plan.traffic == Traffic("blue", "green", 0) and plan.rollback
     assert "aborted by request stop" in plan.status.message

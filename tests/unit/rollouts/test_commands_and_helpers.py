@@ -1,4 +1,4 @@
-"""The rollout CLI's patches, the open-release rule of the history store, and driver helpers."""
+"""The rollout CLI's patches, the open-release rule of the history store, and the status helpers."""
 
 from __future__ import annotations
 
@@ -10,27 +10,34 @@ from pydantic import ValidationError
 
 from fortress.api.canaryrollout import CanaryRolloutSpec, CanaryRolloutStatus
 from fortress.commands import rollout as cli
-from fortress.rollouts.driver import _replacing, parse_state
-from fortress.rollouts.model import parse_ts, seconds, ts
+from fortress.core.time import parse, readable, stamp_ms
+from fortress.rollouts.act import replacing
+from fortress.rollouts.status import parse_state
 from fortress.rollouts.store import open_release
+
+REQUEST = {"control": None}  # a request clears the deprecated spec.control
 
 
 @pytest.mark.parametrize(
     ("verb", "expected"),
     [
-        ("promote", {"spec": {"control": {"action": "promote", "requestId": "r"}}}),
-        ("promote-full", {"spec": {"control": {"action": "promoteFull", "requestId": "r"}}}),
-        ("abort", {"spec": {"control": {"action": "abort", "requestId": "r"}}}),
-        ("retry", {"spec": {"control": {"action": "retry", "requestId": "r"}}}),
+        ("promote", {"spec": {"request": {"action": "promote", "requestId": "r"}, **REQUEST}}),
+        ("promote-full", {"spec": {"request": {"action": "promoteFull", "requestId": "r"}, **REQUEST}}),
+        ("abort", {"spec": {"request": {"action": "abort", "requestId": "r"}, **REQUEST}}),
+        ("retry", {"spec": {"request": {"action": "retry", "requestId": "r"}, **REQUEST}}),
         ("pause", {"spec": {"paused": True}}),
-        ("resume", {"spec": {"paused": False, "control": {"action": "resume", "requestId": "r"}}}),
+        (
+            "resume",
+            {"spec": {"paused": False, "request": {"action": "resume", "requestId": "r"}, **REQUEST}},
+        ),
     ],
 )
 def test_verb_patches(verb: str, expected: dict[str, Any]) -> None:
     patch = cli.request_patch(verb, "r")
     assert patch == expected
-    if "control" in patch["spec"]:  # what the CLI writes is a valid spec.control
-        CanaryRolloutSpec.model_validate({"service": "s", "template": {}, **patch["spec"]})
+    if "request" in patch["spec"]:  # what the CLI writes is a valid spec.request
+        written = {k: v for k, v in patch["spec"].items() if v is not None}
+        CanaryRolloutSpec.model_validate({"service": "s", "template": {}, **written})
 
 
 def test_unknown_verb_and_request_ids() -> None:
@@ -40,32 +47,45 @@ def test_unknown_verb_and_request_ids() -> None:
     assert first != second and first.startswith("abort-")
 
 
-class FakeCustom:
+class FakeKube:
     """Records the patch the CLI sends and serves a status (the CLI's only Kubernetes calls)."""
 
     def __init__(self, status: dict[str, Any]) -> None:
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
         self.status = status
 
-    def patch_namespaced_custom_object(
-        self, group: str, version: str, ns: str, plural: str, name: str, body: dict[str, Any]
-    ) -> None:
-        assert (group, version, plural) == ("fortress.io", "v1alpha1", "canaryrollouts")
+    def patch(self, resource: Any, ns: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert (resource.group, resource.version, resource.plural) == (
+            "fortress.io",
+            "v1alpha1",
+            "canaryrollouts",
+        )
         self.patches.append((ns, name, body))
+        return {}
 
-    def get_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
-        return {"metadata": {"generation": 3}, "status": self.status}
+    def get(self, resource: Any, ns: str, name: str) -> dict[str, Any] | None:
+        return {"metadata": {"generation": 3}, "status": self.status} if name == "checkout" else None
 
 
 def test_send_and_wait() -> None:
-    custom = FakeCustom({"handledRequestId": "x-1", "phase": "Paused", "message": "stage 2"})
-    assert cli.send(custom, "shop", "checkout", "promote", "x-1") == "x-1"
-    assert custom.patches == [("shop", "checkout", cli.request_patch("promote", "x-1"))]
-    assert cli.wait_handled(custom, "shop", "checkout", "promote", "x-1", timeout=1) == custom.status
-    assert cli.wait_handled(custom, "shop", "checkout", "promote", "other", timeout=0.3, poll=0.1) is None
-    custom.status = {"observedGeneration": 3}
-    assert cli.wait_handled(custom, "shop", "checkout", "pause", "ignored", timeout=1) is not None
+    last = {"requestId": "x-1", "action": "promote", "outcome": "Accepted", "at": "2024-01-01T00:00:00Z"}
+    kube: Any = FakeKube({"lastRequest": last, "phase": "Paused", "message": "stage 2"})
+    assert cli.send(kube, "shop", "checkout", "promote", "x-1") == "x-1"
+    assert kube.patches == [("shop", "checkout", cli.request_patch("promote", "x-1"))]
+    assert cli.wait_handled(kube, "shop", "checkout", "promote", "x-1", timeout=1) == kube.status
+    assert cli.wait_handled(kube, "shop", "checkout", "promote", "other", timeout=0.3, poll=0.1) is None
+    kube.status = {"handledRequestId": "x-0"}  # an operator of the previous release
+    assert cli.wait_handled(kube, "shop", "checkout", "promote", "x-0", timeout=1) == kube.status
+    kube.status = {"observedGeneration": 3}
+    assert cli.wait_handled(kube, "shop", "checkout", "pause", "ignored", timeout=1) is not None
     assert cli.summary({"phase": "Paused", "message": "stage 2"}) == "phase Paused: stage 2"
+    generated = cli.send(kube, "shop", "checkout", "abort")
+    assert (
+        generated.startswith("abort-checkout-")
+        and kube.patches[-1][2]["spec"]["request"]["action"] == "abort"
+    )
+    with pytest.raises(LookupError, match="CanaryRollout shop/gone not found"):
+        cli.wait_handled(kube, "shop", "gone", "promote", "x-1", timeout=1)
 
 
 def test_cli_without_a_verb_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -168,23 +188,20 @@ def test_template_replacement_patch_removes_old_keys() -> None:
         "spec": {"containers": [1], "nodeSelector": {"k": "v"}},
     }
     wanted = {"metadata": {"labels": {"a": "2"}}, "spec": {"containers": [2]}}
-    assert _replacing(current, wanted) == {
+    assert replacing(current, wanted) == {
         "metadata": {"labels": {"old": None, "a": "2"}},
         "spec": {"nodeSelector": None, "containers": [2]},
     }
 
 
-def test_time_helpers() -> None:
-    moment = parse_ts("2024-05-01T10:00:00.250Z")
-    assert moment is not None and ts(moment) == "2024-05-01T10:00:00.250Z"
-    assert (
-        parse_ts("2024-05-01T10:00:00Z") is not None
-        and parse_ts("yesterday") is None
-        and parse_ts(None) is None
-    )
+def test_status_times_keep_milliseconds() -> None:
+    """The rollout's status stamps (core.time) keep the millisecond precision stage pauses need."""
+    moment = parse("2024-05-01T10:00:00.250Z")
+    assert moment is not None and stamp_ms(moment) == "2024-05-01T10:00:00.250Z"
+    assert parse("2024-05-01T10:00:00Z") is not None and parse("yesterday") is None and parse(None) is None
     import datetime as dt
 
-    assert [seconds(dt.timedelta(seconds=x)) for x in (0.3, 2, 45, 125, 3700)] == [
+    assert [readable(dt.timedelta(seconds=x)) for x in (0.3, 2, 45, 125, 3700)] == [
         "0.3s",
         "2s",
         "45s",

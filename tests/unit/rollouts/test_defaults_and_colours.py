@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from fortress.api.canaryrollout import CanaryRolloutSpec, MissingData
-from fortress.api.common import parse_duration
+from fortress.core.time import parse_duration
 from fortress.rollouts import workload
 from fortress.rollouts.model import Traffic
 from fortress.rollouts.transitions import stages_of

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fortress.rollouts.kubeio import SERVICES, KubeIO
+from fortress.adapters.kube import SERVICES, Kube
 from fortress.rollouts.model import (
     LABEL_COLOUR,
     LABEL_MANAGED_BY,
@@ -68,7 +68,7 @@ class TrafficResult:
 class RouterContext:
     """The rollout a router works for and the I/O it may use."""
 
-    io: KubeIO
+    io: Kube
     namespace: str
     rollout: str
     service: str

@@ -13,7 +13,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fortress.rollouts.kubeio import HTTPROUTES
+from fortress.adapters.kube import HTTPROUTES
 from fortress.rollouts.model import Traffic
 from fortress.rollouts.traffic.base import RouterContext, TrafficResult, canary_service_name, point_services
 

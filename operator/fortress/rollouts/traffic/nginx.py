@@ -12,7 +12,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from fortress.rollouts.kubeio import INGRESSES
+from fortress.adapters.kube import INGRESSES
 from fortress.rollouts.model import Traffic
 from fortress.rollouts.traffic.base import RouterContext, TrafficResult, canary_service_name, point_services
 
