@@ -68,7 +68,12 @@ class Rule:
 
 
 FOUNDATION: tuple[Rule, ...] = (
-    Rule(GROUP, FORTRESS_PLURALS, ("get", "list", "watch", "patch"), "Kopf watches every kind (and adds its finalizer for the per-object daemons)"),
+    Rule(
+        GROUP,
+        FORTRESS_PLURALS,
+        ("get", "list", "watch", "patch"),
+        "Kopf watches every kind (and adds its finalizer for the per-object daemons)",
+    ),
     Rule(
         GROUP,
         tuple(f"{plural}/status" for plural in FORTRESS_PLURALS),

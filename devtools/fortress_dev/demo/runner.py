@@ -276,9 +276,8 @@ async def run_demo(
 
 def settled(row: dict[str, Any]) -> bool:
     """Reconciled for its generation, and Ready (or saying that its kind is not built yet)."""
-    return row["observed"] == row["generation"] and (
-        row["ready"] == "True" or (row["ready"] == "False" and row["reason"] == NOT_IMPLEMENTED)
-    )
+    ready = row["ready"] == "True" or (row["ready"] == "False" and row["reason"] == NOT_IMPLEMENTED)
+    return bool(row["observed"] == row["generation"] and ready)
 
 
 async def _converge(

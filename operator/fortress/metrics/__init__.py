@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -100,7 +102,5 @@ STEP_ERRORS = Counter(
 
 def forget_resource(kind: str, namespace: str, name: str) -> None:
     """Drop a deleted object's per-object series."""
-    try:
+    with contextlib.suppress(KeyError):
         RESOURCE_READY.remove(kind, namespace, name)
-    except KeyError:
-        pass

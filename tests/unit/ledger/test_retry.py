@@ -9,8 +9,8 @@ import pytest
 from fortress.http.errors import ApiError
 from fortress.ledger import events as ev
 from fortress.ledger.api import CommandRequest, to_command
-from fortress.ledger.status import Observed, ProjectorHealth, ready_outcome
 from fortress.ledger.projections import Lag, fold
+from fortress.ledger.status import Observed, ProjectorHealth, ready_outcome
 from fortress.ledger.store import ConcurrencyError, RetryPolicy, retry_on_conflict, snapshot_due
 
 
