@@ -24,9 +24,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from fortress.core.errors import Secret, describe, endpoint
 
 MIGRATIONS_TABLE = "schema_migrations"
 MIGRATIONS_DIR_ENV = "FORTRESS_MIGRATIONS_DIR"
@@ -235,18 +236,6 @@ def advisory_lock_key(database: str, schema: str, table: str = MIGRATIONS_TABLE)
     return (zlib.crc32(joined) * _LOCK_SALT) & 0xFFFFFFFF
 
 
-def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced by ``***``, for messages."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "<unparsable DSN>"
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 Connectable: TypeAlias = "str | asyncpg.Connection"
 
 
@@ -256,29 +245,26 @@ async def _session(target: Connectable, connect_timeout: float) -> AsyncIterator
 
     Database and connection errors raised inside the block come out as ``MigrationError``s.
     """
-    where = redact_dsn(target) if isinstance(target, str) else "the database"
+    secrets = [Secret(target, "<the DSN>")] if isinstance(target, str) else []
+    where = endpoint(target) if isinstance(target, str) else "the database"
     if isinstance(target, str):
         try:
             conn = await asyncpg.connect(
                 target, timeout=connect_timeout, server_settings={"application_name": "fortress-migrate"}
             )
         except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise DatabaseUnavailableError(f"cannot connect to {where}: {_reason(exc)}") from exc
+            raise DatabaseUnavailableError(f"cannot connect to {where}: {describe(exc, secrets)}") from exc
     else:
         conn = target
     try:
         yield conn
     except asyncpg.PostgresError as exc:
-        raise MigrationError(f"database error: {_reason(exc)}") from exc
+        raise MigrationError(f"database error: {describe(exc, secrets)}") from exc
     except (OSError, TimeoutError, asyncpg.InterfaceError) as exc:
-        raise DatabaseUnavailableError(f"lost the connection to {where}: {_reason(exc)}") from exc
+        raise DatabaseUnavailableError(f"lost the connection to {where}: {describe(exc, secrets)}") from exc
     finally:
         if conn is not target:
             await conn.close()
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 @asynccontextmanager

@@ -9,7 +9,8 @@ import sys
 
 import asyncpg
 
-from fortress.adapters.postgres import open_pool, redact
+from fortress.adapters.postgres import open_pool
+from fortress.core.errors import Secret, describe, endpoint
 from fortress.ledger.projections import BalanceProjector
 from fortress.ledger.store import EventStore
 from fortress.settings import Settings
@@ -69,7 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(_main(args))
     except DB_ERRORS as error:
-        print(f"error: ledger database {redact(args.dsn)}: {type(error).__name__}: {error}", file=sys.stderr)
+        text = describe(error, [Secret(args.dsn, "<the DSN>")])
+        print(f"error: ledger database {endpoint(args.dsn)}: {text}", file=sys.stderr)
         return 1
     print(json.dumps(result, indent=2))
     return 0

@@ -339,10 +339,9 @@ async def test_status_accepts_a_connection(db: Any) -> None:
 
 
 async def test_unreachable_database() -> None:
-    with pytest.raises(
-        m.DatabaseUnavailableError, match=r"cannot connect to postgresql://u:\*\*\*@127\.0\.0\.1:1/"
-    ):
-        await m.status("postgresql://u:pw@127.0.0.1:1/x", MIGRATIONS, connect_timeout=5)
+    with pytest.raises(m.DatabaseUnavailableError, match=r"cannot connect to 127\.0\.0\.1:1/x: ") as raised:
+        await m.status("postgresql://u:pw-S3CRET@127.0.0.1:1/x", MIGRATIONS, connect_timeout=5)
+    assert "S3CRET" not in str(raised.value)
 
 
 # The CLI runs its own event loop: these tests are synchronous.
@@ -406,7 +405,7 @@ def test_cli_errors(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Monk
 
     assert cli_main(["migrate", "status", "--dsn", "postgresql://x:secret@127.0.0.1:1/db"]) == 1
     err = capsys.readouterr().err
-    assert "cannot connect to postgresql://x:***@127.0.0.1:1/db" in err
+    assert "cannot connect to 127.0.0.1:1/db" in err
     assert "secret" not in err and "Traceback" not in err
 
     with pytest.raises(SystemExit):

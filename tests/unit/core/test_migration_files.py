@@ -164,11 +164,6 @@ def test_advisory_lock_key_matches_golang_migrate() -> None:
     assert m.advisory_lock_key("fortress", "public") == 42177216
 
 
-def test_redact_dsn_hides_the_password() -> None:
-    assert m.redact_dsn("postgresql://app:s3cret@db:5432/x") == "postgresql://app:***@db:5432/x"
-    assert m.redact_dsn("postgresql://app@db/x") == "postgresql://app@db/x"
-
-
 def test_dirty_error_says_how_to_fix() -> None:
     message = str(m.DirtyDatabaseError(3))
     assert "dirty at version 3" in message
