@@ -230,7 +230,6 @@ class ObjectLoop:
             try:
                 if not validated.valid or validated.spec is None:
                     outcome: Outcome | None = invalid_outcome(validated)
-                    metrics.INVALID_SPECS.labels(kind).inc()
                 else:
                     ctx = StepContext(
                         ref=self.ref,
@@ -281,14 +280,16 @@ class ObjectLoop:
 
     async def _record(self, outcome: Outcome, generation: int | None, uid: str | None) -> None:
         kind = self.ref.info.kind
-        result = {True: "ok", False: "notready", None: "error"}[outcome.ready]
-        if outcome.reason == INVALID_SPEC:
-            result = "invalid"
-        metrics.RECONCILES.labels(kind, result).inc()
         written = await self._write_outcome(outcome, generation)
         if written is not None:
             ready = is_true(written.get("conditions"), READY)
             metrics.RESOURCE_READY.labels(kind, self.ref.namespace, self.ref.name).set(1 if ready else 0)
+        result = {True: "ok", False: "notready", None: "error"}[outcome.ready]
+        if outcome.reason == INVALID_SPEC:
+            result = "invalid"
+        metrics.RECONCILES.labels(kind, result).inc()  # counted once what they count is written
+        if result == "invalid":
+            metrics.INVALID_SPECS.labels(kind).inc()
         for note in outcome.events:
             await self.post(note, self.ref, uid)
         await self._flush_events()
