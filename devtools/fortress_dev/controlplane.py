@@ -955,7 +955,7 @@ class ControlPlane:
         while True:
             status, body = self.request("GET", f"{CRD_PATH}/{name}")
             if status == 200:
-                conds = {c.get("type"): c for c in body.get("status", {}).get("conditions", [])}
+                conds = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
                 names_ok = conds.get("NamesAccepted", {})
                 if names_ok.get("status") == "False":
                     raise ControlPlaneError(f"CRD {name}: names not accepted: {names_ok.get('message')}")
@@ -1006,10 +1006,10 @@ def _node_unready_reason(node: dict[str, Any] | None) -> str:
     """Why a fake node cannot take Pods yet ("" when it can)."""
     if node is None:
         return "absent"
-    conditions = {c.get("type"): c.get("status") for c in node.get("status", {}).get("conditions") or []}
+    conditions = {c.get("type"): c.get("status") for c in (node.get("status") or {}).get("conditions") or []}
     if conditions.get("Ready") != "True":
         return f"Ready={conditions.get('Ready', 'missing')}"
-    spec = node.get("spec", {})
+    spec = node.get("spec") or {}
     taints = [
         t.get("key", "") for t in spec.get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")
     ]
