@@ -14,7 +14,8 @@ help:
 	@echo "make demo   - run the local demo (PostgreSQL, a Kubernetes API, the operator, the examples)"
 	@echo "make test   - install everything, then ruff, mypy and the whole pytest suite"
 	@echo "make crds   - regenerate crds/ and the chart's copy from the models"
-	@echo "make controlplane - build kube-apiserver and etcd from Go modules into bin/"
+	@echo "make controlplane - build the local control plane (etcd, kube-apiserver, kube-controller-manager,"
+	@echo "                    kube-scheduler, kwok) from Go modules into bin/"
 	@echo "make e2e-kind - kind end to end (skips with the reason without docker, kind or a daemon)"
 	@echo "make bench  - the side-by-side benchmarks in benchmarks/"
 
@@ -31,9 +32,9 @@ system-deps:
 controlplane:
 	@if command -v go >/dev/null 2>&1 || test -x /usr/local/go/bin/go; then \
 	  PATH="$$PATH:/usr/local/go/bin" bash tests/controlplane/build.sh || \
-	    echo "!! control plane build failed: tests fall back to the in-memory Kubernetes emulator"; \
+	    echo "!! control plane build failed: tests fall back to the in-memory Kubernetes emulator (they fail under CI=true)"; \
 	else \
-	  echo "!! Go not found: no local control plane; tests use the in-memory Kubernetes emulator"; \
+	  echo "!! Go not found: no local control plane; tests use the in-memory Kubernetes emulator (they fail under CI=true)"; \
 	fi
 
 # --- the two commands -------------------------------------------------------------------------

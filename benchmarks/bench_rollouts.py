@@ -588,7 +588,8 @@ def kubernetes_api(choice: str, workdir: Path) -> Iterator[tuple[str, Path]]:
     from fortress_dev.controlplane import ControlPlane, binaries_present
 
     if choice == "controlplane" or (choice == "auto" and binaries_present()):
-        plane = ControlPlane(workdir / "controlplane")
+        # The API server alone: this benchmark simulates Deployment availability itself.
+        plane = ControlPlane(workdir / "controlplane", controllers=False)
         try:
             plane.start()
             plane.install_crds(CRD_DIR)

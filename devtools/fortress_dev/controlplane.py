@@ -1,30 +1,38 @@
-"""A real Kubernetes control plane (etcd + kube-apiserver) for integration tests.
+"""A local Kubernetes control plane for tests and the demo, from the binaries in ``<repo>/bin``.
 
-The binaries are built from Go modules by ``tests/controlplane/build.sh`` into
-``<repo>/bin``. This module starts them on free loopback ports, much like
-controller-runtime's envtest does:
+``tests/controlplane/build.sh`` (``make controlplane``) builds them from Go modules. This module
+starts them on free loopback ports, much like controller-runtime's envtest does, and goes on where
+envtest stops: real controllers and simulated nodes, so that workloads behave as in a cluster.
 
-* a throw-away CA, a serving certificate for the API server and an admin client
-  certificate (``CN=fortress-admin``, ``O=system:masters``), plus an RSA key pair
-  for signing service-account tokens, all made with ``cryptography``;
+* a throw-away CA, a serving certificate for the API server and an admin client certificate
+  (``CN=fortress-admin``, ``O=system:masters``), plus an RSA key pair for signing service-account
+  tokens, all made with ``cryptography``;
 * etcd with its data in ``workdir`` (``--unsafe-no-fsync``: test data only);
-* kube-apiserver with RBAC authorization and envtest's default flags.
+* kube-apiserver with RBAC authorization and envtest's default flags;
+* then, unless ``controllers=False``: kube-controller-manager (every default controller:
+  Deployment, ReplicaSet, EndpointSlice, garbage collector, namespace, ServiceAccount, node
+  lifecycle, Job, ...), kube-scheduler, and kwok, which plays the kubelet of ``nodes`` fake Nodes
+  (annotation ``kwok.x-k8s.io/node: fake``, a ``spec.podCIDR`` each, no taint): a scheduled Pod
+  becomes Running and Ready with a pod IP from its node's CIDR, a deleted one goes away. kwok's
+  behaviour is the stages of ``tests/controlplane/kwok/stages``: kwok's own default set plus
+  Fortress's failure stages (label ``fortress.test/pod-never-ready: "true"``: Running but never
+  Ready; ``fortress.test/pod-crash: "true"``: CrashLoopBackOff, never Ready).
+  :meth:`ControlPlane.start` returns once every node is Ready and schedulable and the ``default``
+  ServiceAccount exists.
 
-There is no controller-manager and no scheduler: Deployments never get
-ReplicaSets or Pods, no ServiceAccount token is minted for Pods, garbage
-collection of dependents and namespace finalization do not happen (a deleted
-namespace stays ``Terminating``). The API server itself creates the
-``default``, ``kube-system``, ``kube-public`` and ``kube-node-lease``
-namespaces; :meth:`ControlPlane.start` waits for ``default``.
+With ``controllers=False`` only etcd and the API server run (the ServiceAccount admission plugin is
+then off, as in envtest, since nothing creates ServiceAccounts): Deployments never get Pods, garbage
+collection and namespace finalization do not happen (a deleted namespace stays ``Terminating``).
 
-Everything here is synchronous (``subprocess`` and ``urllib``), for use in
-ordinary pytest fixtures::
+Everything here is synchronous (``subprocess`` and ``urllib``), for use in ordinary pytest
+fixtures::
 
-    with ControlPlane(tmp_path) as cp:
-        cp.install_crds(REPO / "crds")
+    with ControlPlane(tmp_path, crd_dir=REPO / "crds") as cp:
         status, body = cp.request("GET", "/api/v1/namespaces")
 
-Both logs (``etcd.log`` and ``kube-apiserver.log``) stay in ``workdir``.
+Every log (``etcd.log``, ``kube-apiserver.log``, ``kube-controller-manager.log``,
+``kube-scheduler.log``, ``kwok.log``) stays in ``workdir``; :meth:`ControlPlane.log_tails` quotes
+them. Nothing is written outside ``workdir``.
 """
 
 from __future__ import annotations
@@ -46,7 +54,8 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,14 +68,35 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from fortress.paths import repo_root
 
 BIN_DIR: Path = Path(os.environ.get("FORTRESS_CONTROLPLANE_BIN", repo_root() / "bin"))
+#: kwok's stages: its default set (vendored) and Fortress's failure stages, every ``*.yaml``.
+KWOK_STAGES_DIR: Path = repo_root() / "tests" / "controlplane" / "kwok" / "stages"
 
 ETCD = "etcd"
 KUBE_APISERVER = "kube-apiserver"
+KUBE_CONTROLLER_MANAGER = "kube-controller-manager"
+KUBE_SCHEDULER = "kube-scheduler"
+KWOK = "kwok"
+#: What ``ControlPlane(controllers=False)`` runs, and what the full control plane adds.
+API_SERVER_BINARIES = (ETCD, KUBE_APISERVER)
+CONTROLLER_BINARIES = (KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KWOK)
 
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc"
 ADMIN_USER = "fortress-admin"
 ADMIN_GROUP = "system:masters"
+
+#: Pod IPs: fake node ``i`` (from 0) owns ``10.244.<i+1>.0/24``; kwok's fallback range is ``.0``.
+CLUSTER_CIDR = "10.244.0.0/16"
+KWOK_FALLBACK_POD_CIDR = "10.244.0.0/24"
+#: Fake node ``i`` has InternalIP ``10.240.0.<i+1>``; kwok's fallback node IP is ``.254``.
+NODE_IP_RANGE = "10.240.0.0/24"
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+FAKE_NODE_VALUE = "fake"
+FAKE_NODE_PREFIX = "kwok-node-"
+NODE_LEASE_SECONDS = 40
+#: Pod labels (value ``"true"``) that Fortress's kwok stages act on.
+POD_NEVER_READY_LABEL = "fortress.test/pod-never-ready"
+POD_CRASH_LABEL = "fortress.test/pod-crash"
 
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
@@ -78,9 +108,57 @@ class ControlPlaneError(RuntimeError):
     """The control plane could not be started or did not behave as expected."""
 
 
-def binaries_present(bin_dir: Path = BIN_DIR) -> bool:
-    """True when both ``etcd`` and ``kube-apiserver`` are built and executable."""
-    return all(os.access(bin_dir / name, os.X_OK) for name in (ETCD, KUBE_APISERVER))
+def missing_binaries(bin_dir: Path = BIN_DIR, *, controllers: bool = True) -> list[str]:
+    """The binaries absent from ``bin_dir`` for a control plane with (or without) controllers."""
+    names = API_SERVER_BINARIES + (CONTROLLER_BINARIES if controllers else ())
+    return [name for name in names if not os.access(bin_dir / name, os.X_OK)]
+
+
+def binaries_present(bin_dir: Path = BIN_DIR, *, controllers: bool = False) -> bool:
+    """True when ``etcd`` and ``kube-apiserver`` are built (with ``controllers=True``: all five).
+
+    ``binaries_present()`` answers "can the API server run alone?",
+    ``binaries_present(controllers=True)`` "can the full control plane run?".
+    """
+    return not missing_binaries(bin_dir, controllers=controllers)
+
+
+def fake_node(index: int) -> dict[str, Any]:
+    """Fake Node number ``index`` (from 0), as kwok documents them, but schedulable by any Pod.
+
+    kwok's documentation adds a ``kwok.x-k8s.io/node=fake:NoSchedule`` taint so that real Pods of a
+    real cluster never land there; here every node is fake, so plain Deployments schedule without a
+    toleration.
+    """
+    name = f"{FAKE_NODE_PREFIX}{index}"
+    pod_cidr = str(list(ipaddress.IPv4Network(CLUSTER_CIDR).subnets(new_prefix=24))[index + 1])
+    node_ip = str(ipaddress.IPv4Network(NODE_IP_RANGE)[index + 1])
+    resources = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0", FAKE_NODE_ANNOTATION: FAKE_NODE_VALUE},
+            "labels": {
+                "beta.kubernetes.io/arch": "amd64",
+                "beta.kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/role": "agent",
+                "node-role.kubernetes.io/agent": "",
+                "type": "kwok",
+            },
+        },
+        "spec": {"podCIDR": pod_cidr, "podCIDRs": [pod_cidr]},
+        "status": {
+            "allocatable": dict(resources),
+            "capacity": dict(resources),
+            "addresses": [{"type": "InternalIP", "address": node_ip}, {"type": "Hostname", "address": name}],
+            "phase": "Running",
+        },
+    }
 
 
 # --------------------------------------------------------------------------- certificates
@@ -248,7 +326,9 @@ def _deathsig() -> None:  # pragma: no cover - runs in the child
 
 
 class _Process:
-    def __init__(self, name: str, argv: list[str], log_path: Path, cwd: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log_path: Path, cwd: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("ab")
@@ -259,6 +339,7 @@ class _Process:
             self.popen = subprocess.Popen(
                 argv,
                 cwd=cwd,
+                env=None if env is None else dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
@@ -279,6 +360,11 @@ class _Process:
         with contextlib.suppress(ProcessLookupError):
             self.popen.send_signal(sig)
 
+    def terminate(self) -> None:
+        """Ask it to stop (SIGTERM) without waiting; :meth:`stop` then waits."""
+        if self.popen.poll() is None:
+            self._signal(signal.SIGTERM)
+
     def stop(self, grace: float = _STOP_GRACE_SECONDS) -> None:
         try:
             if self.popen.poll() is None:
@@ -296,6 +382,52 @@ class _Process:
             self._log.close()
 
 
+def _stop_together(procs: list[_Process], grace: float = _STOP_GRACE_SECONDS) -> list[BaseException]:
+    """SIGTERM all of ``procs`` at once, then wait for (or kill) each; the errors met, if any."""
+    errors: list[BaseException] = []
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.stop(grace)
+        except BaseException as exc:  # keep going: never leave another one behind
+            errors.append(exc)
+    return errors
+
+
+_INSECURE = ssl.create_default_context()
+_INSECURE.check_hostname = False
+_INSECURE.verify_mode = ssl.CERT_NONE
+
+
+def _healthy(url: str) -> bool:
+    """``url`` answers 200 (components serve self-signed certificates: not verified)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=_INSECURE) as resp:
+            return int(resp.status) == 200
+    except (OSError, ssl.SSLError, ValueError):
+        return False
+
+
+@dataclass
+class _Component:
+    """A controller process listening on a free port, started again on another if that one was taken."""
+
+    name: str
+    argv: Callable[[int], list[str]]  # port -> command line
+    health_url: Callable[[int], str]  # port -> a URL that answers 200 once it is up
+    env: Mapping[str, str] | None = None
+    port: int = 0
+    proc: _Process | None = None
+    attempts: int = 0
+
+    def launch(self, log_path: Path, cwd: Path) -> None:
+        self.port = _free_port()
+        self.attempts += 1
+        self.proc = _Process(self.name, self.argv(self.port), log_path, cwd, self.env)
+
+
 _LIVE: weakref.WeakSet[ControlPlane] = weakref.WeakSet()
 
 
@@ -310,11 +442,32 @@ def _stop_all() -> None:
 
 
 class ControlPlane:
-    """etcd + kube-apiserver on loopback, with an admin kubeconfig. A context manager."""
+    """etcd, kube-apiserver and (unless ``controllers=False``) controllers and fake nodes on loopback.
 
-    def __init__(self, workdir: Path, bin_dir: Path = BIN_DIR) -> None:
+    ``nodes``: how many fake Nodes kwok plays (``controllers`` only). ``crd_dir``: CRDs
+    (``*.yaml``) installed right after the API server is ready, before the controllers start, so
+    that the garbage collector watches their kinds from the start (it rediscovers API resources only
+    every 30 s). With an admin kubeconfig. A context manager.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        bin_dir: Path = BIN_DIR,
+        *,
+        controllers: bool = True,
+        nodes: int = 3,
+        crd_dir: Path | None = None,
+        stages_dir: Path = KWOK_STAGES_DIR,
+    ) -> None:
+        if controllers and not 1 <= nodes <= 250:
+            raise ValueError(f"a control plane with controllers runs 1 to 250 fake nodes, not {nodes}")
         self.workdir = Path(workdir).resolve()
         self.bin_dir = Path(bin_dir)
+        self.controllers = controllers
+        self.nodes = nodes if controllers else 0
+        self.crd_dir = crd_dir
+        self.stages_dir = Path(stages_dir)
         self.cert_dir = self.workdir / "pki"
         self.etcd_data_dir = self.workdir / "etcd-data"
         self.etcd_log = self.workdir / "etcd.log"
@@ -322,14 +475,34 @@ class ControlPlane:
         self.kubeconfig: Path = self.workdir / "kubeconfig"
         self.server: str = ""
         self.etcd_url: str = ""
-        #: Seconds from launching the processes to /readyz answering ok (set by start()).
+        #: Seconds from launching etcd to the API server's /readyz answering ok (set by start()).
         self.start_seconds: float | None = None
+        #: Seconds from the call of start() to each milestone: ``pki``, ``etcd``, ``kube-apiserver``
+        #: (/readyz ok), ``default-namespace``, ``crds``; with controllers ``kube-controller-manager``,
+        #: ``kube-scheduler``, ``kwok`` (each /healthz ok), ``nodes-ready`` (every fake node Ready and
+        #: untainted), ``default-serviceaccount``; and ``total``.
         self.timings: dict[str, float] = {}
         self._pki: _PKI | None = None
         self._ssl: ssl.SSLContext | None = None
         self._etcd: _Process | None = None
         self._apiserver: _Process | None = None
+        self._components: list[_Component] = []
         self._lock = threading.Lock()
+
+    @property
+    def node_names(self) -> list[str]:
+        """The fake Nodes' names (none without controllers)."""
+        return [f"{FAKE_NODE_PREFIX}{i}" for i in range(self.nodes)]
+
+    def log_paths(self) -> dict[str, Path]:
+        """Each component's log file, API server first."""
+        names = [KUBE_APISERVER, ETCD] + (list(CONTROLLER_BINARIES) if self.controllers else [])
+        return {name: self.workdir / f"{name}.log" for name in names}
+
+    def pids(self) -> dict[str, int]:
+        """The process id of each component started and not stopped yet."""
+        procs = [self._etcd, self._apiserver, *(c.proc for c in self._components)]
+        return {p.name: p.popen.pid for p in procs if p is not None}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -341,35 +514,48 @@ class ControlPlane:
         self.stop()
 
     def start(self, timeout: float = 120.0) -> None:
-        """Start etcd and kube-apiserver, and wait until /readyz is ok."""
+        """Start everything and wait until it is usable (see the module docstring); stop all on failure."""
         if self._apiserver is not None:
             raise ControlPlaneError("control plane already started")
-        missing = [n for n in (ETCD, KUBE_APISERVER) if not os.access(self.bin_dir / n, os.X_OK)]
+        missing = missing_binaries(self.bin_dir, controllers=self.controllers)
         if missing:
             raise ControlPlaneError(
                 f"control plane binaries missing in {self.bin_dir}: {', '.join(missing)} "
-                "(build them with tests/controlplane/build.sh)"
+                "(build them with `make controlplane`, i.e. tests/controlplane/build.sh)"
             )
+        stages = sorted(self.stages_dir.glob("*.yaml")) if self.controllers else []
+        if self.controllers and not stages:
+            raise ControlPlaneError(f"no kwok stages (*.yaml) in {self.stages_dir}")
         self.workdir.mkdir(parents=True, exist_ok=True)
         _LIVE.add(self)
-        deadline = time.monotonic() + timeout
+        begun = time.monotonic()
+        deadline = begun + timeout
+
+        def mark(milestone: str) -> None:
+            self.timings[milestone] = time.monotonic() - begun
+
         try:
             self._pki = _PKI(self.cert_dir)
             self._ssl = self._make_ssl_context()
+            mark("pki")
             t0 = time.monotonic()
             for attempt in range(1, _PORT_RETRIES + 1):
                 if self._start_etcd(deadline, last_attempt=attempt == _PORT_RETRIES):
                     break
-            self.timings["etcd"] = time.monotonic() - t0
-            t1 = time.monotonic()
+            mark("etcd")
             for attempt in range(1, _PORT_RETRIES + 1):
                 if self._start_apiserver(deadline, last_attempt=attempt == _PORT_RETRIES):
                     break
-            self.timings["kube-apiserver"] = time.monotonic() - t1
             self.start_seconds = time.monotonic() - t0
-            self.timings["readyz"] = self.start_seconds
+            mark("kube-apiserver")
             self._wait_for_namespace("default", deadline)
-            self.timings["default-namespace"] = time.monotonic() - t0
+            mark("default-namespace")
+            if self.crd_dir is not None:
+                self.install_crds(self.crd_dir, timeout=max(1.0, deadline - time.monotonic()))
+                mark("crds")
+            if self.controllers:
+                self._start_controllers(stages, deadline, mark)
+            mark("total")
         except BaseException as exc:
             tails = self.log_tails()
             self.stop()
@@ -380,24 +566,24 @@ class ControlPlane:
             raise
 
     def stop(self) -> None:
-        """Terminate kube-apiserver, then etcd (SIGTERM, then SIGKILL). Idempotent."""
+        """Terminate the controllers, then kube-apiserver, then etcd (SIGTERM, then SIGKILL). Idempotent."""
         with self._lock:
-            procs = [p for p in (self._apiserver, self._etcd) if p is not None]
+            controllers = [c.proc for c in self._components if c.proc is not None]
+            for component in self._components:
+                component.proc = None
+            core = [[p] for p in (self._apiserver, self._etcd) if p is not None]
             self._apiserver = self._etcd = None
         errors: list[BaseException] = []
-        for proc in procs:
-            try:
-                proc.stop()
-            except BaseException as exc:  # keep going: never leave the other one behind
-                errors.append(exc)
+        for group in [controllers, *core]:
+            errors += _stop_together(group)
         _LIVE.discard(self)
         if errors:
             raise errors[0]
 
     def log_tails(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of both logs, labelled, for error messages."""
+        """The last ``lines`` lines of every log, labelled, for error messages."""
         parts = []
-        for label, path in ((KUBE_APISERVER, self.apiserver_log), (ETCD, self.etcd_log)):
+        for label, path in self.log_paths().items():
             parts.append(f"----- {label} ({path}), last {lines} lines -----\n{_tail(path, lines)}")
         return "\n".join(parts)
 
@@ -464,9 +650,11 @@ class ControlPlane:
             f"--service-account-key-file={pki.sa_pub_file}",
             f"--service-account-signing-key-file={pki.sa_key_file}",
             "--allow-privileged=true",
-            # No controller-manager creates the "default" ServiceAccount (envtest does the same).
-            "--disable-admission-plugins=ServiceAccount",
         ]
+        if not self.controllers:
+            # No controller-manager creates the "default" ServiceAccount, which the
+            # ServiceAccount admission plugin requires of every Pod (envtest does the same).
+            argv.append("--disable-admission-plugins=ServiceAccount")
         self._apiserver = _Process(KUBE_APISERVER, argv, self.apiserver_log, self.workdir)
         self._write_kubeconfig()
         last = "no answer yet"
@@ -487,16 +675,144 @@ class ControlPlane:
             time.sleep(0.25)
         raise ControlPlaneError(f"kube-apiserver /readyz not ok at {self.server} in time; last: {last}")
 
-    def _wait_for_namespace(self, name: str, deadline: float) -> None:
-        # The API server's system-namespaces controller creates default/kube-system/...
-        # shortly after it serves; wait so tests can rely on "default".
+    def _controller_components(self, stages: list[Path]) -> list[_Component]:
+        assert self._pki is not None
+        pki, kubeconfig = self._pki, str(self.kubeconfig)
+        clients = [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+        ]
+        cm_dir = self.workdir / KUBE_CONTROLLER_MANAGER
+        scheduler_dir = self.workdir / KUBE_SCHEDULER
+        kwok_dir = self.workdir / KWOK
+        for path in (cm_dir, scheduler_dir, kwok_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+        def controller_manager(port: int) -> list[str]:
+            return [
+                str(self.bin_dir / KUBE_CONTROLLER_MANAGER),
+                *clients,
+                f"--secure-port={port}",
+                f"--cert-dir={cm_dir / 'certs'}",
+                "--controllers=*",
+                "--use-service-account-credentials=false",
+                f"--service-account-private-key-file={pki.sa_key_file}",
+                f"--root-ca-file={pki.ca_file}",
+                f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+                f"--cluster-cidr={CLUSTER_CIDR}",
+                "--allocate-node-cidrs=false",
+                # Else it creates /usr/libexec/kubernetes/kubelet-plugins/volume/exec on the host.
+                f"--flex-volume-plugin-dir={cm_dir / 'volume-plugins'}",
+            ]
+
+        def scheduler(port: int) -> list[str]:
+            return [
+                str(self.bin_dir / KUBE_SCHEDULER),
+                *clients,
+                f"--secure-port={port}",
+                f"--cert-dir={scheduler_dir / 'certs'}",
+            ]
+
+        def kwok(port: int) -> list[str]:
+            return [
+                str(self.bin_dir / KWOK),
+                f"--kubeconfig={kubeconfig}",
+                "--manage-all-nodes=false",
+                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}={FAKE_NODE_VALUE}",
+                f"--cidr={KWOK_FALLBACK_POD_CIDR}",
+                f"--node-ip={ipaddress.IPv4Network(NODE_IP_RANGE)[254]}",
+                f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
+                f"--server-address=127.0.0.1:{port}",
+                *(f"--config={path}" for path in stages),
+            ]
+
+        def https(port: int) -> str:
+            return f"https://127.0.0.1:{port}/healthz"
+
+        # kwok reads ~/.kwok/kwok.yaml as well unless KWOK_WORKDIR points elsewhere: keep it here.
+        kwok_env = {**os.environ, "KWOK_WORKDIR": str(kwok_dir)}
+        return [
+            _Component(KUBE_CONTROLLER_MANAGER, controller_manager, https),
+            _Component(KUBE_SCHEDULER, scheduler, https),
+            _Component(KWOK, kwok, lambda port: f"http://127.0.0.1:{port}/healthz", env=kwok_env),
+        ]
+
+    def _start_controllers(self, stages: list[Path], deadline: float, mark: Callable[[str], None]) -> None:
+        self._components = self._controller_components(stages)
+        for component in self._components:
+            component.launch(self.workdir / f"{component.name}.log", self.workdir)
+        for index in range(self.nodes):
+            node = fake_node(index)
+            status, body = self.request("POST", "/api/v1/nodes", node)
+            if status not in (201, 409):
+                raise ControlPlaneError(
+                    f"creating node {node['metadata']['name']}: HTTP {status}: {_message(body)}"
+                )
+        pending = list(self._components)
+        while pending:
+            for component in list(pending):
+                assert component.proc is not None
+                log_path = component.proc.log_path
+                if not component.proc.running():
+                    clash = "address already in use" in _tail(log_path, 40)
+                    if clash and component.attempts < _PORT_RETRIES:
+                        component.proc.stop()
+                        component.launch(log_path, self.workdir)
+                        continue
+                    raise ControlPlaneError(
+                        f"{component.name} exited with code {component.proc.popen.returncode}"
+                    )
+                if _healthy(component.health_url(component.port)):
+                    pending.remove(component)
+                    mark(component.name)
+            if pending and time.monotonic() >= deadline:
+                names = ", ".join(c.name for c in pending)
+                raise ControlPlaneError(f"not healthy in time: {names}")
+            if pending:
+                time.sleep(0.1)
+        self._wait_for_nodes(deadline)
+        mark("nodes-ready")
+        self._wait_for(
+            "ServiceAccount default/default", "/api/v1/namespaces/default/serviceaccounts/default", deadline
+        )
+        mark("default-serviceaccount")
+
+    def _wait_for_nodes(self, deadline: float) -> None:
+        # Ready (kwok's node-initialize stage) and without the node.kubernetes.io/not-ready taint,
+        # which admission put on each new node and the node lifecycle controller lifts once it is Ready.
+        wanted = set(self.node_names)
+        state = "not listed yet"
         while True:
-            status, _ = self.request("GET", f"/api/v1/namespaces/{name}")
+            status, body = self.request("GET", "/api/v1/nodes")
+            if status == 200:
+                nodes = {n["metadata"]["name"]: n for n in body.get("items", [])}
+                waiting = {name: _node_unready_reason(nodes.get(name)) for name in sorted(wanted)}
+                waiting = {name: why for name, why in waiting.items() if why}
+                if not waiting:
+                    return
+                state = "; ".join(f"{name}: {why}" for name, why in waiting.items())
+            else:
+                state = f"HTTP {status}: {_message(body)}"
+            if time.monotonic() >= deadline:
+                raise ControlPlaneError(f"fake nodes not ready in time ({state})")
+            time.sleep(0.1)
+
+    def _wait_for(self, what: str, path: str, deadline: float) -> None:
+        while True:
+            status, _ = self.request("GET", path)
             if status == 200:
                 return
             if time.monotonic() >= deadline:
-                raise ControlPlaneError(f"namespace {name!r} did not appear (last HTTP {status})")
-            time.sleep(0.2)
+                raise ControlPlaneError(f"{what} did not appear (last HTTP {status})")
+            time.sleep(0.1)
+
+    def _wait_for_namespace(self, name: str, deadline: float) -> None:
+        # The API server's system-namespaces controller creates default/kube-system/...
+        # shortly after it serves; wait so tests can rely on "default".
+        self._wait_for(f"namespace {name!r}", f"/api/v1/namespaces/{name}", deadline)
 
     def _write_kubeconfig(self) -> None:
         assert self._pki is not None
@@ -639,7 +955,7 @@ class ControlPlane:
         while True:
             status, body = self.request("GET", f"{CRD_PATH}/{name}")
             if status == 200:
-                conds = {c.get("type"): c for c in body.get("status", {}).get("conditions", [])}
+                conds = {c.get("type"): c for c in (body.get("status") or {}).get("conditions") or []}
                 names_ok = conds.get("NamesAccepted", {})
                 if names_ok.get("status") == "False":
                     raise ControlPlaneError(f"CRD {name}: names not accepted: {names_ok.get('message')}")
@@ -684,3 +1000,19 @@ def _load_crds(crd_dir: Path) -> Iterator[dict[str, Any]]:
                     raise ControlPlaneError(
                         f"{path}: expected a CustomResourceDefinition, got kind {doc.get('kind')!r}"
                     )
+
+
+def _node_unready_reason(node: dict[str, Any] | None) -> str:
+    """Why a fake node cannot take Pods yet ("" when it can)."""
+    if node is None:
+        return "absent"
+    conditions = {c.get("type"): c.get("status") for c in (node.get("status") or {}).get("conditions") or []}
+    if conditions.get("Ready") != "True":
+        return f"Ready={conditions.get('Ready', 'missing')}"
+    spec = node.get("spec") or {}
+    taints = [
+        t.get("key", "") for t in spec.get("taints") or [] if t.get("effect") in ("NoSchedule", "NoExecute")
+    ]
+    if taints:
+        return f"tainted {', '.join(taints)}"
+    return "unschedulable" if spec.get("unschedulable") else ""

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the `replace` directives of kube-apiserver/go.mod.
+# Regenerates the `replace` directives of kubernetes/go.mod (the module that builds
+# kube-apiserver, kube-controller-manager and kube-scheduler).
 #
 # k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/apiserver,
 # ...) with ./staging/src/... paths, which do not exist outside its repository.
@@ -8,14 +9,14 @@
 # from the go.mod of the pinned k8s.io/kubernetes release, never typed by hand.
 #
 # Usage: tests/controlplane/gen-replaces.sh [KUBERNETES_VERSION]
-#        (default: the k8s.io/kubernetes version required in kube-apiserver/go.mod)
+#        (default: the k8s.io/kubernetes version required in kubernetes/go.mod)
 # To move to another release: gen-replaces.sh v1.X.Y, then build.sh. The etcd
 # module (etcd/go.mod) should follow the go.etcd.io/etcd/server/v3 version that
 # release's go.mod requires.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-mod_dir="$here/kube-apiserver"
+mod_dir="$here/kubernetes"
 export PATH="$PATH:/usr/local/go/bin"
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 

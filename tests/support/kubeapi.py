@@ -1,8 +1,15 @@
 """The Kubernetes API the tests run against, and a helper that runs the operator in-process.
 
-Order of preference: the cluster named by ``FORTRESS_TEST_KUBECONFIG``; a local kube-apiserver and
-etcd built from source (``make controlplane``); the in-memory kmock emulator. Tests that need real
-API-server semantics (schema validation, kubectl) use ``real_kube_api`` and skip on the emulator.
+Order of preference: the cluster named by ``FORTRESS_TEST_KUBECONFIG``; the local control plane
+built from source (``make controlplane``): etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kwok's fake nodes, so Deployments get Pods and garbage collection works (or the
+API server alone when only it is built); the in-memory kmock emulator. Tests that need real
+API-server semantics (schema validation, kubectl) use ``real_kube_api`` and skip on the emulator;
+tests that need controllers (Pods, EndpointSlices, garbage collection) use ``controllers_kube_api``.
+
+Under ``CI=true`` (without ``FORTRESS_TEST_KUBECONFIG``) the real tier is never lost silently: a
+missing or failing control plane fails every test that needs the Kubernetes API, and
+``FORTRESS_TEST_KUBE=emulator`` (for local runs only) is refused.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ class KubeTarget:
 
     flavour: str  # "external", "controlplane" or "emulator"
     kubeconfig: Path
-    reason: str = ""
+    reason: str = ""  # why it is not the full local control plane, when it is not
+    controllers: bool = False  # Deployments get Pods, garbage collection runs, ...
 
     @property
     def real(self) -> bool:
@@ -48,26 +56,38 @@ class KubeTarget:
         return client.ApiClient(self.cluster().configuration)
 
 
-def _controlplane_target(workdir: Path) -> Iterator[KubeTarget] | None:
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+BUILD_HINT = "run `make controlplane` (tests/controlplane/build.sh) first"
+
+
+def require_controlplane_binaries(*, controllers: bool) -> None:
+    """Skip (locally) or fail (under ``CI=true``) when the local control plane is not built."""
+    from fortress_dev.controlplane import missing_binaries
+
+    missing = missing_binaries(controllers=controllers)
+    if not missing:
+        return
+    message = f"control plane binaries not built ({', '.join(missing)} missing in bin/): {BUILD_HINT}"
+    if _in_ci():
+        pytest.fail(f"{message} (CI=true: the real tier may not be skipped)", pytrace=False)
+    pytest.skip(message)
+
+
+def _controlplane_target(workdir: Path, *, controllers: bool, reason: str = "") -> Iterator[KubeTarget]:
+    from fortress_dev.controlplane import ControlPlane
+
+    plane = ControlPlane(workdir, controllers=controllers, crd_dir=CRD_DIR)
     try:
-        from fortress_dev.controlplane import ControlPlane, binaries_present
-    except ImportError:
-        return None
-    if not binaries_present():
-        return None
-
-    def generate() -> Iterator[KubeTarget]:
-        plane = ControlPlane(workdir)
-        try:
-            plane.start()
-            plane.install_crds(CRD_DIR)
-            yield KubeTarget("controlplane", plane.kubeconfig)
-        except Exception as error:
-            pytest.fail(f"the local control plane failed to start: {error}\n{plane.log_tails()}")
-        finally:
-            plane.stop()
-
-    return generate()
+        plane.start()
+    except Exception as error:
+        pytest.fail(f"the local control plane failed to start: {error}", pytrace=False)
+    try:
+        yield KubeTarget("controlplane", plane.kubeconfig, reason=reason, controllers=controllers)
+    finally:
+        plane.stop()
 
 
 @pytest.fixture(scope="session")
@@ -75,28 +95,50 @@ def kube_api() -> Iterator[KubeTarget]:
     """The session's Kubernetes API, CRDs installed."""
     external = os.environ.get("FORTRESS_TEST_KUBECONFIG")
     if external:
-        target = KubeTarget("external", Path(external))
+        target = KubeTarget("external", Path(external), controllers=True)
         with contextlib.closing(target.api_client()) as api:
             install_crds(api)
         yield target
         return
+    ci = _in_ci()
+    forced = os.environ.get("FORTRESS_TEST_KUBE", "")  # "emulator" skips the local control plane
+    if forced == "emulator" and ci:
+        pytest.fail(
+            "FORTRESS_TEST_KUBE=emulator is refused under CI=true: CI must run the integration tests "
+            "against the real local control plane, not the in-memory emulator (unset FORTRESS_TEST_KUBE "
+            f"and {BUILD_HINT})",
+            pytrace=False,
+        )
+    from fortress_dev.controlplane import binaries_present, missing_binaries
+
     workdir = Path(tempfile.mkdtemp(prefix="fortress-kube-"))
     try:
-        forced = os.environ.get("FORTRESS_TEST_KUBE", "")  # "emulator" skips the local control plane
-        planes = None if forced == "emulator" else _controlplane_target(workdir)
-        if planes is not None:
-            yield from planes
+        if forced != "emulator" and binaries_present(controllers=True):
+            yield from _controlplane_target(workdir, controllers=True)
+            return
+        if ci:
+            missing = ", ".join(missing_binaries(controllers=True))
+            pytest.fail(
+                f"CI=true but the local control plane is not built (missing in bin/: {missing}): "
+                f"{BUILD_HINT}; CI never falls back to the in-memory emulator",
+                pytrace=False,
+            )
+        if forced != "emulator" and binaries_present():
+            missing = ", ".join(missing_binaries(controllers=True))
+            reason = f"the local API server runs without controllers ({missing} not built: {BUILD_HINT})"
+            yield from _controlplane_target(workdir, controllers=False, reason=reason)
             return
         from fortress_dev.emulator import EmulatorThread
 
         emulator = EmulatorThread(CRD_DIR)
         server = emulator.start()
+        reason = (
+            "FORTRESS_TEST_KUBE=emulator"
+            if forced == "emulator"
+            else f"no FORTRESS_TEST_KUBECONFIG and no control plane binaries ({BUILD_HINT})"
+        )
         try:
-            yield KubeTarget(
-                "emulator",
-                write_kubeconfig(workdir / "kubeconfig", server),
-                reason="no FORTRESS_TEST_KUBECONFIG and no control plane binaries (run `make controlplane`)",
-            )
+            yield KubeTarget("emulator", write_kubeconfig(workdir / "kubeconfig", server), reason=reason)
         finally:
             emulator.stop()
     finally:
@@ -111,6 +153,14 @@ def real_kube_api(kube_api: KubeTarget) -> KubeTarget:
     return kube_api
 
 
+@pytest.fixture(scope="session")
+def controllers_kube_api(kube_api: KubeTarget) -> KubeTarget:
+    """The session's Kubernetes API when controllers run there (Pods, GC, ...); skips otherwise."""
+    if not kube_api.controllers:
+        pytest.skip(f"needs a Kubernetes API with controllers: {kube_api.reason}")
+    return kube_api
+
+
 @pytest.fixture
 def k8s(kube_api: KubeTarget) -> Iterator[client.ApiClient]:
     """A synchronous client for test set-up and assertions (never used inside the operator)."""
@@ -119,11 +169,17 @@ def k8s(kube_api: KubeTarget) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture
-def namespace(k8s: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace for one test, deleted afterwards."""
+def namespace(kube_api: KubeTarget, k8s: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards.
+
+    With controllers, only once its ``default`` ServiceAccount exists: the ServiceAccount admission
+    plugin refuses Pods (even dry-run ones) in a namespace without it.
+    """
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(k8s)
     core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    if kube_api.controllers:
+        wait_for_default_service_account(core, name)
     yield name
     with contextlib.suppress(ApiException):
         core.delete_namespace(name)
@@ -135,6 +191,19 @@ async def running_operator(target: KubeTarget, **overrides: Any) -> AsyncIterato
     cluster = await asyncio.to_thread(target.cluster)
     async with operator_running(cluster, **overrides) as config:
         yield config
+
+
+def wait_for_default_service_account(core: client.CoreV1Api, namespace: str, timeout: float = 30.0) -> None:
+    """Block until the ServiceAccount controller has created ``default`` in ``namespace``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            core.read_namespaced_service_account("default", namespace)
+            return
+        except ApiException as error:
+            if error.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
 
 
 def custom_api(api: client.ApiClient) -> client.CustomObjectsApi:

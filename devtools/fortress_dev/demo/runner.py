@@ -51,8 +51,9 @@ class DemoContext:
     secrets: dict[str, dict[str, str]] = field(
         default_factory=dict
     )  # the examples' Secrets: name -> key -> DSN
-    # False for the local APIs (the emulator, a bare kube-apiserver): no controllers run there, so a
-    # Deployment never gets pods unless a subsystem's ``environment(ctx)`` stands in (and says so).
+    # True on a cluster and on the full local control plane (controllers and kwok's fake nodes); False
+    # on the emulator and a bare kube-apiserver: no controllers run there, so a Deployment never gets
+    # pods unless a subsystem's ``environment(ctx)`` stands in (and says so).
     controllers: bool = False
 
 
@@ -67,28 +68,44 @@ def example_objects() -> list[dict[str, Any]]:
 
 
 @contextlib.asynccontextmanager
-async def kubernetes_api(kubeconfig: str | None, workdir: Path, say: Printer) -> AsyncIterator[Cluster]:
-    """A Kubernetes API: the given kubeconfig, else a local control plane if built, else the emulator.
+async def kubernetes_api(
+    kubeconfig: str | None, workdir: Path, say: Printer
+) -> AsyncIterator[tuple[Cluster, bool]]:
+    """A Kubernetes API, and whether controllers run there (Deployments get pods).
 
-    Starting and stopping are blocking (processes, files, polling), so they run in worker threads.
+    The given kubeconfig's cluster (controllers: yes); else the local control plane if built: with
+    controllers and kwok's fake nodes when all of it is built, else the API server alone (no); else
+    the in-memory emulator (no). Starting and stopping are blocking (processes, files, polling), so
+    they run in worker threads.
     """
     if kubeconfig:
         say(f"Kubernetes API: the cluster in {kubeconfig}")
         cluster = await asyncio.to_thread(load_cluster, kubeconfig)
         await asyncio.to_thread(_install_crds, cluster)
-        yield cluster
+        yield cluster, True
         return
     from fortress_dev import controlplane
 
     if controlplane.binaries_present():
-        plane = controlplane.ControlPlane(workdir / "controlplane")
+        full = controlplane.binaries_present(controllers=True)
+        plane = controlplane.ControlPlane(workdir / "controlplane", controllers=full, crd_dir=CRD_DIR)
         try:
             started = time.monotonic()
             await asyncio.to_thread(plane.start)
-            await asyncio.to_thread(plane.install_crds, CRD_DIR)
             elapsed = time.monotonic() - started
-            say(f"Kubernetes API: local kube-apiserver + etcd at {plane.server} (up in {elapsed:.1f}s)")
-            yield await asyncio.to_thread(load_cluster, str(plane.kubeconfig))
+            if full:
+                say(
+                    f"Kubernetes API: local control plane at {plane.server} (etcd, kube-apiserver, "
+                    f"kube-controller-manager, kube-scheduler, kwok with {plane.nodes} fake nodes; "
+                    f"up in {elapsed:.1f}s)"
+                )
+            else:
+                missing = ", ".join(controlplane.missing_binaries(controllers=True))
+                say(
+                    f"Kubernetes API: local kube-apiserver + etcd at {plane.server} (up in {elapsed:.1f}s; "
+                    f"no controllers: {missing} not built, run `make controlplane`)"
+                )
+            yield await asyncio.to_thread(load_cluster, str(plane.kubeconfig)), full
         finally:
             await asyncio.to_thread(plane.stop)
         return
@@ -99,7 +116,7 @@ async def kubernetes_api(kubeconfig: str | None, workdir: Path, say: Printer) ->
     say(f"Kubernetes API: in-memory emulator at {server} (build a real one with `make controlplane`)")
     try:
         path = await asyncio.to_thread(write_kubeconfig, workdir / "kubeconfig", server)
-        yield await asyncio.to_thread(load_cluster, str(path))
+        yield await asyncio.to_thread(load_cluster, str(path)), False
     finally:
         await asyncio.to_thread(emulator.stop)
 
@@ -231,13 +248,13 @@ async def run_demo(
             f"PostgreSQL for the examples: {len(servers.clusters)} servers (ledger, 4 shards, 3 regions in "
             f"streaming replication) in {time.monotonic() - started_backends:.1f}s"
         )
-        async with kubernetes_api(kubeconfig, workdir, say) as cluster:
+        async with kubernetes_api(kubeconfig, workdir, say) as (cluster, controllers):
             api = client.ApiClient(cluster.configuration)
             try:
                 await asyncio.to_thread(prepare_namespace, api, servers.secrets)
                 objects = example_objects()
                 context = DemoContext(
-                    NAMESPACE, api, cluster, factory, dsn, say, servers.secrets, controllers=bool(kubeconfig)
+                    NAMESPACE, api, cluster, factory, dsn, say, servers.secrets, controllers=controllers
                 )
                 async with (
                     operator_running(cluster, namespaces=(NAMESPACE,)),

@@ -1,4 +1,9 @@
-"""Smoke test of the real control plane (etcd + kube-apiserver) used by integration tests."""
+"""Smoke tests of the local control plane used by integration tests and the demo.
+
+The API server alone (etcd + kube-apiserver), then the full control plane (with
+kube-controller-manager, kube-scheduler and kwok's fake nodes) started and stopped, also after a
+failed start. What the controllers do is in ``test_controllers.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,13 @@ import pytest
 import yaml
 
 from fortress.paths import repo_root
-from fortress_dev.controlplane import ControlPlane, binaries_present
-
-pytestmark = pytest.mark.skipif(
-    not binaries_present(), reason="control plane binaries not built: run `make controlplane`"
+from fortress_dev.controlplane import (
+    CONTROLLER_BINARIES,
+    KUBE_APISERVER,
+    ControlPlane,
+    ControlPlaneError,
 )
+from tests.support.kubeapi import require_controlplane_binaries
 
 SAMPLE_CRD = textwrap.dedent(
     """\
@@ -51,9 +58,9 @@ SAMPLE_CRD = textwrap.dedent(
 
 
 def _expected_git_version() -> str:
-    gomod = (repo_root() / "tests/controlplane/kube-apiserver/go.mod").read_text()
+    gomod = (repo_root() / "tests/controlplane/kubernetes/go.mod").read_text()
     match = re.search(r"^\s*(?:require\s+)?k8s\.io/kubernetes\s+(v\S+)", gomod, re.MULTILINE)
-    assert match, "k8s.io/kubernetes not required in kube-apiserver/go.mod"
+    assert match, "k8s.io/kubernetes not required in kubernetes/go.mod"
     return match.group(1)
 
 
@@ -69,15 +76,32 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _processes_mentioning(path: Path) -> list[str]:
+    """Live processes whose command line names ``path`` (every component gets its workdir)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmdline and _alive(int(proc.name)):
+            found.append(f"{proc.name}: {cmdline[:200]}")
+    return found
+
+
 def test_controlplane_smoke(tmp_path: Path) -> None:
+    """The API server alone (``controllers=False``)."""
+    require_controlplane_binaries(controllers=False)
     crd_dir = tmp_path / "crds"
     crd_dir.mkdir()
     (crd_dir / "widgets.yaml").write_text(SAMPLE_CRD)
 
-    cp = ControlPlane(tmp_path / "cp")
+    cp = ControlPlane(tmp_path / "cp", controllers=False)
     with cp:
-        pids = [p.popen.pid for p in (cp._etcd, cp._apiserver) if p is not None]
-        assert len(pids) == 2
+        pids = list(cp.pids().values())
+        assert sorted(cp.pids()) == ["etcd", "kube-apiserver"]
         assert cp.server.startswith("https://127.0.0.1:")
 
         # The admin kubeconfig points at the server with a client certificate.
@@ -137,4 +161,59 @@ def test_controlplane_smoke(tmp_path: Path) -> None:
     assert not any(_alive(pid) for pid in pids)
     assert (tmp_path / "cp" / "etcd.log").is_file()
     assert (tmp_path / "cp" / "kube-apiserver.log").is_file()
+    assert not (tmp_path / "cp" / "kwok.log").exists()
     cp.stop()  # idempotent
+
+
+def test_full_controlplane_starts_and_stops(tmp_path: Path) -> None:
+    """Controllers, scheduler and kwok with 3 fake nodes: up, Ready, and nothing left after stop()."""
+    require_controlplane_binaries(controllers=True)
+    workdir = tmp_path / "cp"
+    cp = ControlPlane(workdir)
+    with cp:
+        assert sorted(cp.pids()) == sorted(["etcd", KUBE_APISERVER, *CONTROLLER_BINARIES])
+        pids = list(cp.pids().values())
+        for milestone in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
+            assert milestone in cp.timings
+        assert cp.timings["total"] >= cp.timings["nodes-ready"] > cp.timings["kube-apiserver"]
+
+        status, nodes = cp.request("GET", "/api/v1/nodes")
+        assert status == 200, nodes
+        by_name = {n["metadata"]["name"]: n for n in nodes["items"]}
+        assert sorted(by_name) == cp.node_names == ["kwok-node-0", "kwok-node-1", "kwok-node-2"]
+        cidrs = set()
+        for node in by_name.values():
+            assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
+            ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+            assert ready and ready[0]["status"] == "True", node["status"]
+            assert not node["spec"].get("taints"), node["spec"]
+            cidrs.add(node["spec"]["podCIDR"])
+        assert len(cidrs) == 3
+
+        # The ServiceAccount controller ran (start() waits for it); admission now needs it for Pods.
+        status, account = cp.request("GET", "/api/v1/namespaces/default/serviceaccounts/default")
+        assert status == 200, account
+        for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            assert f"----- {name} (" in cp.log_tails(3)
+        print(f"full control plane ready in {cp.timings['total']:.1f}s ({cp.timings})")
+
+    assert not any(_alive(pid) for pid in pids)
+    assert _processes_mentioning(workdir) == []
+    for name in ("etcd", KUBE_APISERVER, *CONTROLLER_BINARIES):
+        assert (workdir / f"{name}.log").is_file(), name
+    cp.stop()  # idempotent
+
+
+def test_failed_start_leaves_no_process(tmp_path: Path) -> None:
+    """kwok refuses a stages file without stages: start() raises with the logs and stops everything."""
+    require_controlplane_binaries(controllers=True)
+    stages = tmp_path / "stages"
+    stages.mkdir()
+    (stages / "none.yaml").write_text("# no stage here\n")
+    workdir = tmp_path / "cp"
+    cp = ControlPlane(workdir, stages_dir=stages)
+    with pytest.raises(ControlPlaneError, match="kwok exited") as raised:
+        cp.start(timeout=60)
+    assert "no stages found" in str(raised.value)
+    assert cp.pids() == {}
+    assert _processes_mentioning(workdir) == []

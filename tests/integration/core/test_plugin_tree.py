@@ -13,6 +13,7 @@ from kubernetes import client
 
 from fortress import plugin
 from fortress.api import GROUP, VERSION
+from fortress_dev.controlplane import POD_NEVER_READY_LABEL
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 from tests.support.reconcilers import SPEC_READY
 
@@ -40,12 +41,10 @@ def _create_owned(k8s: client.ApiClient, namespace: str, owner: dict[str, Any]) 
         {"metadata": {"name": "decoys-ring", "ownerReferences": refs}, "data": {"a": "1", "b": "2"}},
     )
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "unrelated"}, "data": {"x": "1"}})
+    # No selector: its Endpoints are written by hand, not by an endpoints controller (where one runs).
     core.create_namespaced_service(
         namespace,
-        {
-            "metadata": {"name": "decoys", "ownerReferences": refs},
-            "spec": {"ports": [{"port": 80}], "selector": {"app": "decoys"}},
-        },
+        {"metadata": {"name": "decoys", "ownerReferences": refs}, "spec": {"ports": [{"port": 80}]}},
     )
     core.create_namespaced_endpoints(
         namespace,
@@ -62,7 +61,8 @@ def _create_owned(k8s: client.ApiClient, namespace: str, owner: dict[str, Any]) 
                 "replicas": 2,
                 "selector": {"matchLabels": {"app": "decoys"}},
                 "template": {
-                    "metadata": {"labels": {"app": "decoys"}},
+                    # Where controllers and kwok's nodes run, its pods run but never become Ready.
+                    "metadata": {"labels": {"app": "decoys", POD_NEVER_READY_LABEL: "true"}},
                     "spec": {"containers": [{"name": "app", "image": "example/app:1"}]},
                 },
             },
