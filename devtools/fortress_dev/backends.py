@@ -1,8 +1,9 @@
 """The PostgreSQL servers behind the examples' Secrets, for the demo and the tests.
 
-``examples/`` reference three Secrets; each key gets a server of its own, shaped as the example
-expects: one ledger database, four shards that allow prepared transactions, and three regions in
-streaming replication (aws us-east-1 primary, azure eastus and gcp us-central1 standbys).
+``examples/`` reference four Secrets; each key gets a server of its own, shaped as the example
+expects: one ledger database, four shards that allow prepared transactions, three regions in
+streaming replication (aws us-east-1 primary, azure eastus and gcp us-central1 standbys), and the
+database of the decoy SyntheticDataset.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def provision(factory: PgFactory) -> ExampleBackends:
         backends.clusters[f"{secret}/{key}"] = cluster
 
     add("credits-db", "dsn", factory.create())
+    add("decoy-db", "dsn", factory.create())
     for key in SHARD_KEYS:
         add("tenants-shards", key, factory.create(max_prepared_transactions=10))
     primary = factory.create(wal_log_hints=True, max_wal_senders=10)

@@ -7,7 +7,7 @@ Verbs:
                       every change (polling every ``--interval`` s, until ``--timeout`` s or Ctrl-C;
                       with ``-o json`` one JSON document per line); ``--until-ready`` ends the watch
                       once every listed resource is Ready.
-  rollout, dr, shards, scan, ledger
+  rollout, dr, shards, scan, ledger, synth
                       the capability's own commands (the module ``fortress.commands.<name>``, also
                       ``fortress <name> ...``); in a version without that capability they exit 2,
                       saying "not available in this version".
@@ -60,6 +60,7 @@ VERB_GROUPS: dict[str, tuple[str, ...]] = {
     "shards": ("shards", "sharding", "shard"),
     "scan": ("scan", "compliance"),
     "ledger": ("ledger",),
+    "synth": ("synth", "synthetic"),
 }
 VERB_HELP = {
     "rollout": "CanaryRollout: promote, abort, retry, pause, resume",
@@ -67,6 +68,7 @@ VERB_HELP = {
     "shards": "ShardCluster: status, rebalance progress",
     "scan": "ComplianceScan: run, results",
     "ledger": "CreditLedger: balances, replay",
+    "synth": "SyntheticDataset: progress, quality, regenerate; generate records locally",
 }
 
 

@@ -57,7 +57,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture
 def example_backends(pg_factory: PgFactory) -> Iterator[backends.ExampleBackends]:
-    """The PostgreSQL servers behind the examples' Secrets (8 clusters, 3 of them replicating)."""
+    """The PostgreSQL servers behind the examples' Secrets (9 clusters, 3 of them replicating)."""
     servers = backends.provision(pg_factory)
     try:
         yield servers

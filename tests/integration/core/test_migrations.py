@@ -20,7 +20,7 @@ from fortress_dev.postgres import PgCluster
 pytestmark = pytest.mark.postgres
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
-ALL = [1, 2, 3, 4, 5, 6, 7, 8]
+ALL = [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ async def test_up_down_up(pg: PgCluster) -> None:
     dsn = pg.dsn()
     assert await m.up(dsn, MIGRATIONS) == ALL
     state = await m.status(dsn, MIGRATIONS)
-    assert (state.version, state.dirty, state.latest, state.pending, state.known) == (8, False, 8, (), True)
+    assert (state.version, state.dirty, state.latest, state.pending, state.known) == (9, False, 9, (), True)
     assert state.up_to_date
     assert await m.up(dsn, MIGRATIONS) == []
 
@@ -90,13 +90,13 @@ async def test_up_down_up(pg: PgCluster) -> None:
     assert await pg.fetchval("SELECT count(*) FROM schema_migrations") == 0
 
     assert await m.up(dsn, MIGRATIONS) == ALL
-    assert (await m.status(dsn, MIGRATIONS)).version == 8
+    assert (await m.status(dsn, MIGRATIONS)).version == 9
 
 
 async def test_steps(pg: PgCluster) -> None:
     dsn = pg.dsn()
     assert await m.up(dsn, MIGRATIONS, 2) == [1, 2]
-    assert (await m.status(dsn, MIGRATIONS)).pending_versions == [3, 4, 5, 6, 7, 8]
+    assert (await m.status(dsn, MIGRATIONS)).pending_versions == [3, 4, 5, 6, 7, 8, 9]
     assert await m.up(dsn, MIGRATIONS, 3) == [3, 4, 5]
     assert await m.down(dsn, MIGRATIONS) == [5]
     assert await m.down(dsn, MIGRATIONS, 2) == [4, 3]
@@ -130,7 +130,7 @@ async def test_schema_migrations_has_golang_migrate_shape(db: Any) -> None:
     )
     assert pkey == "PRIMARY KEY (version)"
     assert [tuple(row) for row in await db.fetch("SELECT version, dirty FROM schema_migrations")] == [
-        (8, False)
+        (9, False)
     ]
 
 
@@ -263,7 +263,7 @@ async def test_month_already_in_default_partition_is_skipped(db: Any) -> None:
 async def test_concurrent_runners_apply_once(pg: PgCluster) -> None:
     first, second = await asyncio.gather(m.up(pg.dsn(), MIGRATIONS), m.up(pg.dsn(), MIGRATIONS))
     assert sorted([first, second]) == [[], ALL]
-    assert (await m.status(pg.dsn(), MIGRATIONS)).version == 8
+    assert (await m.status(pg.dsn(), MIGRATIONS)).version == 9
 
 
 async def test_runner_waits_for_the_advisory_lock(pg: PgCluster) -> None:
@@ -294,9 +294,9 @@ async def test_dirty_database_is_refused(pg: PgCluster) -> None:
     state = await m.status(dsn, MIGRATIONS)
     assert (state.version, state.dirty, state.up_to_date) == (2, True, False)
     with pytest.raises(m.UnknownVersionError):
-        await m.force(dsn, 9, MIGRATIONS)
+        await m.force(dsn, 10, MIGRATIONS)
     await m.force(dsn, 2, MIGRATIONS)
-    assert await m.up(dsn, MIGRATIONS) == [3, 4, 5, 6, 7, 8]
+    assert await m.up(dsn, MIGRATIONS) == [3, 4, 5, 6, 7, 8, 9]
 
 
 async def test_failed_migration_leaves_dirty_and_rolls_back(pg: PgCluster, tmp_path: Path) -> None:
@@ -334,7 +334,7 @@ async def test_unknown_database_version_is_refused(pg: PgCluster) -> None:
 
 async def test_status_accepts_a_connection(db: Any) -> None:
     state = await m.status(db, MIGRATIONS)
-    assert state.version == 8
+    assert state.version == 9
     assert not db.is_closed()
 
 
@@ -360,8 +360,8 @@ def test_cli(pg: PgCluster, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     monkeypatch.delenv(cli.DSN_ENV, raising=False)
     assert cli_main(["migrate", "status", "--dsn", dsn, "--dir", str(MIGRATIONS)]) == 0
     out = capsys.readouterr().out
-    assert "version:   none, clean" in out and "pending:   8" in out
-    assert "000008_event_store_append_cost" in out
+    assert "version:   none, clean" in out and "pending:   9" in out
+    assert "000009_synthetic_decoy_tokens" in out
 
     assert cli_main(["migrate", "--dsn", dsn, "--dir", str(MIGRATIONS), "up", "2"]) == 0
     out = capsys.readouterr().out
@@ -371,23 +371,23 @@ def test_cli(pg: PgCluster, capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     monkeypatch.setenv(cli.DSN_ENV, dsn)
     monkeypatch.setenv(m.MIGRATIONS_DIR_ENV, str(MIGRATIONS))
     assert cli_main(["migrate", "up"]) == 0
-    assert "database is at version 8" in capsys.readouterr().out
+    assert "database is at version 9" in capsys.readouterr().out
     assert cli_main(["migrate", "status"]) == 0
     out = capsys.readouterr().out
-    assert "version:   8 (000008_event_store_append_cost), clean" in out and "pending:   none" in out
+    assert "version:   9 (000009_synthetic_decoy_tokens), clean" in out and "pending:   none" in out
     assert cli_main(["migrate", "up"]) == 0
     assert "no change" in capsys.readouterr().out
 
     assert cli_main(["migrate", "down", "3"]) == 0
     assert (
-        "reverted 000008_event_store_append_cost\nreverted 000007_audit\nreverted 000006_compliance"
-        in capsys.readouterr().out
+        "reverted 000009_synthetic_decoy_tokens\nreverted 000008_event_store_append_cost\n"
+        "reverted 000007_audit" in capsys.readouterr().out
     )
 
     asyncio.run(pg.execute("UPDATE schema_migrations SET dirty = true"))
     assert cli_main(["migrate", "up"]) == 1
     captured = capsys.readouterr()
-    assert "error: database is dirty at version 5" in captured.err
+    assert "error: database is dirty at version 6" in captured.err
     assert "Traceback" not in captured.err
     assert cli_main(["migrate", "status"]) == 0
     assert "DIRTY" in capsys.readouterr().out

@@ -18,6 +18,7 @@ EXPECTED = [
     "000006_compliance",
     "000007_audit",
     "000008_event_store_append_cost",
+    "000009_synthetic_decoy_tokens",
 ]
 
 

@@ -1,0 +1,1 @@
+"""SyntheticDataset: seeded, fast, measurably realistic synthetic data, and decoys (docs/synthetic.md)."""
