@@ -19,8 +19,14 @@ from typing import Any
 
 from kubernetes import client
 
-from fortress.adapters.kube import DEPLOYMENTS, BlockingKube, Cluster
+from fortress.adapters.kube import DEPLOYMENTS, BlockingKube, Cluster, Resource, not_found
 from fortress.rollouts.model import LABEL_MANAGED_BY, MANAGED_BY
+
+REPLICA_SETS = Resource("apps", "v1", "replicasets", kind="ReplicaSet")
+
+
+class ControllerPresent(RuntimeError):
+    """A Deployment controller runs in this API: simulating its status would fight it."""
 
 
 def simulated_status(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,6 +74,8 @@ class AvailabilitySimulator:
         patched = 0
         labels = {LABEL_MANAGED_BY: MANAGED_BY}
         items = await asyncio.to_thread(self.kube.list, DEPLOYMENTS, self.namespace, labels)
+        if items:
+            await self._refuse_beside_a_controller({str((o.get("metadata") or {}).get("uid")) for o in items})
         now = time.monotonic()
         for obj in items:
             meta = obj.get("metadata") or {}
@@ -88,13 +96,32 @@ class AvailabilitySimulator:
         self.patched += patched
         return patched
 
+    async def _refuse_beside_a_controller(self, uids: set[str]) -> None:
+        """Raise ``ControllerPresent`` when a ReplicaSet is owned by one of these Deployments."""
+        try:
+            sets = await asyncio.to_thread(self.kube.list, REPLICA_SETS, self.namespace)
+        except Exception as error:  # an API that does not serve ReplicaSets runs no Deployment controller
+            if not_found(error):
+                return
+            raise
+        for rs in sets:
+            owners = (rs.get("metadata") or {}).get("ownerReferences") or []
+            if any(o.get("kind") == "Deployment" and o.get("uid") in uids for o in owners):
+                raise ControllerPresent(
+                    f"namespace {self.namespace}: ReplicaSet {rs['metadata'].get('name')} is owned by a managed "
+                    "Deployment, so a Deployment controller runs here; the availability simulator is only "
+                    "for APIs without controllers"
+                )
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Sync until ``stop`` is set, then close the connections."""
+        """Sync until ``stop`` is set, then close the connections; ``ControllerPresent`` ends it at once."""
         last_error = ""
         try:
             while not stop.is_set():
                 try:
                     await self.sync_once()
+                except ControllerPresent:
+                    raise
                 except Exception as error:  # retried on the next pass; said once per distinct error
                     if str(error) != last_error:
                         log.warning("availability simulator, namespace %s: %s", self.namespace, error)

@@ -16,7 +16,7 @@ from fortress.core.loop import NOT_IMPLEMENTED
 from fortress.paths import examples_dir
 from fortress.runtime import kinds_not_built
 from fortress_dev import backends
-from fortress_dev.deployments import simulated_availability
+from tests.integration.rollouts import support as s
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 
 
@@ -54,10 +54,10 @@ async def test_every_example_gets_ready(
     objects = example_objects()
     assert {o["kind"] for o in objects} == set(BY_KIND), "every kind needs an example"
     await asyncio.to_thread(backends.apply_secrets, k8s, namespace, example_backends.secrets)
-    # no Deployment controller here: the CanaryRollouts' Deployments get the status it would write
+    # Deployments become available by the real controllers, or simulated where none runs
     async with (
         running_operator(kube_api, namespaces=(namespace,)),
-        simulated_availability(k8s, namespace),
+        s.availability(kube_api, k8s, namespace),
     ):
         for obj in objects:
             _create(api, namespace, obj)

@@ -19,7 +19,7 @@ from fortress.api import BY_KIND, GROUP, KINDS, VERSION
 from fortress.paths import examples_dir
 from fortress.runtime import kinds_not_built
 from fortress_dev import backends
-from fortress_dev.deployments import simulated_availability
+from tests.integration.rollouts import support as s
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 from tests.support.reconcilers import SPEC_READY
 
@@ -71,10 +71,10 @@ async def test_kubectl_apply_examples_then_wait_ready(
     example_backends: backends.ExampleBackends,
 ) -> None:
     await asyncio.to_thread(backends.apply_secrets, k8s, namespace, example_backends.secrets)
-    # no Deployment controller here: the CanaryRollouts' Deployments get the status it would write
+    # Deployments become available by the real controllers, or simulated where none runs
     async with (
         running_operator(real_kube_api, namespaces=(namespace,)),
-        simulated_availability(k8s, namespace),
+        s.availability(real_kube_api, k8s, namespace),
     ):
         await kubectl(real_kube_api, "apply", "--validate=strict", "-n", namespace, "-f", str(examples_dir()))
         built = ",".join(f"{i.plural}.{GROUP}" for i in KINDS if i.kind not in kinds_not_built())

@@ -1,16 +1,18 @@
 """Helpers of the CanaryRollout integration tests: objects, reads and waits against the test API.
 
-The Kubernetes API of these tests (the in-memory emulator, or a bare kube-apiserver) runs no
-controllers: Deployments never get pods. ``status.availableReplicas`` is therefore simulated by
-patching the Deployments' status with ``fortress_dev.deployments`` (``AvailabilitySimulator`` for
-every managed Deployment, as a Deployment controller would report it once every pod is up, or
-``make_available`` for one). On a real cluster the Deployment controller writes that status.
+On the full local control plane (and a cluster) the real Deployment controller, scheduler and kwok's
+simulated nodes give Deployments their ReplicaSets, Pods and status. Only where no controller runs
+(the in-memory emulator, a bare kube-apiserver) is ``status.availableReplicas`` simulated, with
+``fortress_dev.deployments``: ``availability`` picks, and the simulator refuses to run beside a
+Deployment controller.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
+from collections.abc import AsyncIterator
 from typing import Any
 
 from kubernetes import client
@@ -20,9 +22,22 @@ from fortress.adapters.kube import DEPLOYMENTS, BlockingKube, Cluster
 from fortress.api import GROUP, VERSION
 from fortress.commands import rollout as rollout_cli
 from fortress.core.conditions import find
-from tests.support.kubeapi import wait_for
+from fortress_dev.deployments import AvailabilitySimulator, simulated_availability
+from tests.support.kubeapi import KubeTarget, wait_for
 
 PLURAL = "canaryrollouts"
+
+
+@contextlib.asynccontextmanager
+async def availability(
+    kube_api: KubeTarget, k8s: client.ApiClient, namespace: str, **options: Any
+) -> AsyncIterator[AvailabilitySimulator | None]:
+    """Deployments become available: by the real controllers where they run (None), else simulated."""
+    if kube_api.controllers:
+        yield None
+        return
+    async with simulated_availability(k8s, namespace, **options) as simulator:
+        yield simulator
 
 
 def template(image: str, app: str = "web") -> dict[str, Any]:

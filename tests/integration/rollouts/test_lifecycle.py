@@ -1,6 +1,6 @@
 """Restarts, manual verbs through the CLI, blue-green, and the rows in PostgreSQL.
 
-Deployment availability is simulated (the test API has no Deployment controller): see support.py.
+Deployments become available by the real controllers, simulated only where none runs: see support.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from fortress.adapters import migrations
 from fortress.cli import main as fortress_main
 from fortress.plugin import main as kubectl_fortress_main
 from fortress.rollouts import store
-from fortress_dev.deployments import simulated_availability
-from fortress_dev.postgres import PgCluster
 from tests.integration.rollouts import support as s
+from fortress_dev.postgres import PgCluster
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 
 
@@ -51,7 +50,7 @@ async def test_restart_mid_rollout_resumes_at_the_same_stage(
 ) -> None:
     name = "orders"
     body = s.rollout(name, strategy={"type": "canary", "canary": {"stages": UNTIL_PROMOTED}})
-    async with simulated_availability(k8s, namespace):
+    async with s.availability(kube_api, k8s, namespace):
         async with running_operator(kube_api, namespaces=(namespace,)):
             s.create(k8s, namespace, body)
             await s.wait_status(k8s, namespace, name, lambda st: st.get("phase") == "Succeeded")
@@ -94,7 +93,7 @@ async def test_cli_verbs_pause_resume_abort_and_retry(
     body = s.rollout(
         name, strategy={"type": "canary", "canary": {"stages": stages}}, abortScaleDownDelay="300ms"
     )
-    async with running_operator(kube_api, namespaces=(namespace,)), simulated_availability(k8s, namespace):
+    async with running_operator(kube_api, namespaces=(namespace,)), s.availability(kube_api, k8s, namespace):
         s.create(k8s, namespace, body)
         await s.wait_status(k8s, namespace, name, lambda st: st.get("phase") == "Succeeded")
         s.patch_spec(k8s, namespace, name, {"template": s.template("web:2", name)})
@@ -145,7 +144,7 @@ async def test_blue_green_with_preview_and_manual_promotion(
         strategy={"type": "blueGreen", "blueGreen": {"previewService": f"{name}-preview"}},
         featureFlags=[{"name": "instant-pay"}],
     )
-    async with running_operator(kube_api, namespaces=(namespace,)), simulated_availability(k8s, namespace):
+    async with running_operator(kube_api, namespaces=(namespace,)), s.availability(kube_api, k8s, namespace):
         s.create(k8s, namespace, body)
         first = await s.wait_status(k8s, namespace, name, lambda st: st.get("phase") == "Succeeded")
         assert s.condition(first, "Ready")["status"] == "True"
@@ -183,7 +182,7 @@ async def test_workload_ref_missing_is_reported_then_taken_over(
         "spec": {"selector": {"app": name}, "ports": [{"port": 8080, "targetPort": 8080}]},
     }
     client.CoreV1Api(k8s).create_namespaced_service(namespace, service)
-    async with running_operator(kube_api, namespaces=(namespace,)), simulated_availability(k8s, namespace):
+    async with running_operator(kube_api, namespaces=(namespace,)), s.availability(kube_api, k8s, namespace):
         s.create(k8s, namespace, body)
         found = await s.wait_status(
             k8s, namespace, name, lambda st: s.condition(st, "Ready").get("reason") == "WorkloadNotFound"
@@ -238,7 +237,7 @@ async def test_history_and_flags_in_postgresql(
         )
         async with (
             running_operator(kube_api, namespaces=(namespace,)),
-            simulated_availability(k8s, namespace),
+            s.availability(kube_api, k8s, namespace),
         ):
             s.create(k8s, namespace, body)
             await s.wait_status(k8s, namespace, name, lambda st: st.get("phase") == "Succeeded")

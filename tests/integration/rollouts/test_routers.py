@@ -1,6 +1,6 @@
 """The nginx and Gateway API routers write the right objects through a whole release, and nothing else.
 
-Deployment availability is simulated (the test API has no Deployment controller): see support.py.
+Deployments become available by the real controllers, simulated only where none runs: see support.py.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from fortress_dev.deployments import simulated_availability
 from tests.integration.rollouts import support as s
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 
@@ -70,7 +69,7 @@ async def test_nginx_canary_ingress(kube_api: KubeTarget, k8s: client.ApiClient,
         strategy={"type": "canary", "canary": {"stages": STAGES}},
         trafficRouting=s.routing("nginx", name),
     )
-    async with running_operator(kube_api, namespaces=(namespace,)), simulated_availability(k8s, namespace):
+    async with running_operator(kube_api, namespaces=(namespace,)), s.availability(kube_api, k8s, namespace):
         s.create(k8s, namespace, body)
         await s.wait_status(k8s, namespace, name, lambda st: st.get("phase") == "Succeeded")
         canary = s.ingress(k8s, namespace, f"{name}-canary")
@@ -121,7 +120,7 @@ async def test_gateway_httproute_weights_keep_everything_else(
         strategy={"type": "canary", "canary": {"stages": STAGES}},
         trafficRouting=s.routing("gatewayAPI", name),
     )
-    async with running_operator(kube_api, namespaces=(namespace,)), simulated_availability(k8s, namespace):
+    async with running_operator(kube_api, namespaces=(namespace,)), s.availability(kube_api, k8s, namespace):
         s.create(k8s, namespace, body)
         await s.wait_status(k8s, namespace, name, lambda st: st.get("phase") == "Succeeded")
 
@@ -153,7 +152,7 @@ async def test_missing_stable_ingress_is_reported_not_hidden(
 ) -> None:
     name = "orphan"
     body = s.rollout(name, trafficRouting=s.routing("nginx", "no-such-ingress"))
-    async with running_operator(kube_api, namespaces=(namespace,)), simulated_availability(k8s, namespace):
+    async with running_operator(kube_api, namespaces=(namespace,)), s.availability(kube_api, k8s, namespace):
         s.create(k8s, namespace, body)
         found = await s.wait_status(
             k8s, namespace, name, lambda st: s.condition(st, "Ready").get("reason") == "ApplyFailed"
