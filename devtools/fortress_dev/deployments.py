@@ -108,9 +108,9 @@ class AvailabilitySimulator:
             owners = (rs.get("metadata") or {}).get("ownerReferences") or []
             if any(o.get("kind") == "Deployment" and o.get("uid") in uids for o in owners):
                 raise ControllerPresent(
-                    f"namespace {self.namespace}: ReplicaSet {rs['metadata'].get('name')} is owned by a managed "
-                    "Deployment, so a Deployment controller runs here; the availability simulator is only "
-                    "for APIs without controllers"
+                    f"namespace {self.namespace}: ReplicaSet {rs['metadata'].get('name')} is owned by a "
+                    "managed Deployment, so a Deployment controller runs here; the availability "
+                    "simulator is only for APIs without controllers"
                 )
 
     async def run(self, stop: asyncio.Event) -> None:
