@@ -16,8 +16,8 @@ from fortress.adapters import migrations
 from fortress.cli import main as fortress_main
 from fortress.plugin import main as kubectl_fortress_main
 from fortress.rollouts import store
-from tests.integration.rollouts import support as s
 from fortress_dev.postgres import PgCluster
+from tests.integration.rollouts import support as s
 from tests.support.kubeapi import KubeTarget, running_operator, wait_for
 
 
