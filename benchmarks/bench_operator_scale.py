@@ -465,6 +465,7 @@ class SizeResult:
     converge: dict[str, float]
     sequential: list[float]
     burst: list[float]
+    by_kind: dict[str, list[float]]  # one-at-a-time and burst latencies of each kind
     changes: dict[str, float]
     idle_rss: float
     rss_after: float
@@ -556,11 +557,13 @@ def run_size(
         pool = [(p, name) for p, group in names.items() for name in group]
         window = Window(operator, audit).open()
         sequential = []
-        for plural, name in rng.sample(pool, min(changes, len(pool))):
+        by_kind: dict[str, list[float]] = {p: [] for p in KINDS}
+        for plural, name in [rng.choice(pool) for _ in range(changes)]:
             sent = time.monotonic()
             generation = objects.patch(plural, name, spec_change(plural, rng.randrange(1000)))
             seen = generations.wait([(plural, name, generation)], timeout=60)
             sequential.append(seen[(plural, name)] - sent)
+            by_kind[plural].append(sequential[-1])
             time.sleep(0.05)
         burst_keys = rng.sample(pool, min(max(changes, 100), len(pool)))
         sent_at: dict[tuple[str, str], float] = {}
@@ -571,13 +574,26 @@ def run_size(
             wanted.append((plural, name, generation))
         seen = generations.wait(wanted, timeout=60 + n)
         burst = [seen[k] - sent_at[k] for k in sent_at]
+        for key, sent in sent_at.items():
+            by_kind[key[0]].append(seen[key] - sent)
+
         change_window = window.close()
     finally:
         sampling.set()
         sampler.join(5)
         generations.stop()
     result = SizeResult(
-        n, mix, converge_seconds, converge, sequential, burst, change_window, idle_rss, rss_after, peak[0]
+        n,
+        mix,
+        converge_seconds,
+        converge,
+        sequential,
+        burst,
+        by_kind,
+        change_window,
+        idle_rss,
+        rss_after,
+        peak[0],
     )
     if keep:
         return result, operator
@@ -658,6 +674,15 @@ def report(results: list[SizeResult], soaked: dict[str, Any] | None, soak_size: 
     def rss(r: SizeResult) -> str:
         return f"{r.idle_rss:.0f} / {r.rss_after:.0f} / {r.peak_rss:.0f} MB"
 
+    def kind_spread(plural: str) -> Callable[[SizeResult], str]:
+        def cell(r: SizeResult) -> str:
+            found = r.by_kind.get(plural) or []
+            if not found:
+                return "-"
+            return f"{statistics.median(found) * 1000:.0f} / {max(found) * 1000:.0f} ms"
+
+        return cell
+
     def per(window: str, key: str, fmt: str) -> Callable[[SizeResult], str]:
         return lambda r: format(getattr(r, window)[key], fmt)
 
@@ -676,6 +701,7 @@ def report(results: list[SizeResult], soaked: dict[str, Any] | None, soak_size: 
         ("spec change -> observedGeneration, burst: p50", lambda r: ms(statistics.median(r.burst))),
         ("  p99", lambda r: ms(pct(r.burst, 0.99))),
         ("  (changes at once)", lambda r: str(len(r.burst))),
+        *((f"  {plural}: p50 / max (both)", kind_spread(plural)) for plural in KINDS),
         ("reconciles/s during the changes", per("changes", "reconciles_per_s", ".1f")),
         ("API requests per reconcile during the changes", per("changes", "requests_per_reconcile", ".2f")),
         ("operator CPU during the changes (% of a core)", per("changes", "cpu_percent", ".0f")),
