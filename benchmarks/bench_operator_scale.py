@@ -467,6 +467,7 @@ class SizeResult:
     burst: list[float]
     by_kind: dict[str, list[float]]  # one-at-a-time and burst latencies of each kind
     changes: dict[str, float]
+    idle: dict[str, float]
     idle_rss: float
     rss_after: float
     peak_rss: float
@@ -496,6 +497,7 @@ def run_size(
     workdir: Path,
     changes: int,
     keep: bool = False,
+    idle_seconds: float = 20.0,
 ) -> tuple[SizeResult, Operator | None]:
     namespace = f"scale-{n}"
     mix = Mix.of(n)
@@ -552,6 +554,9 @@ def run_size(
         converge = window.close()
         time.sleep(3.0)  # the scale-downs and analysis-free waits settle
         rss_after = rss_mb(operator.pid)
+        idle = Window(operator, audit).open()
+        time.sleep(idle_seconds)  # nothing changes: the periodic resyncs alone
+        idle_window = idle.close()
 
         rng = random.Random(n)
         pool = [(p, name) for p, group in names.items() for name in group]
@@ -591,6 +596,7 @@ def run_size(
         burst,
         by_kind,
         change_window,
+        idle_window,
         idle_rss,
         rss_after,
         peak[0],
@@ -702,6 +708,8 @@ def report(results: list[SizeResult], soaked: dict[str, Any] | None, soak_size: 
         ("  p99", lambda r: ms(pct(r.burst, 0.99))),
         ("  (changes at once)", lambda r: str(len(r.burst))),
         *((f"  {plural}: p50 / max (both)", kind_spread(plural)) for plural in KINDS),
+        ("reconciles/s idle (no change, resyncs only)", per("idle", "reconciles_per_s", ".1f")),
+        ("  operator CPU idle (% of a core)", per("idle", "cpu_percent", ".0f")),
         ("reconciles/s during the changes", per("changes", "reconciles_per_s", ".1f")),
         ("API requests per reconcile during the changes", per("changes", "requests_per_reconcile", ".2f")),
         ("operator CPU during the changes (% of a core)", per("changes", "cpu_percent", ".0f")),
