@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from fortress.rollouts.model import template_hash
 from fortress.rollouts.workload import STRATEGY
 from fortress_dev.controlplane import POD_NEVER_READY_LABEL
 from tests.integration.rollouts import observers as o
@@ -108,14 +109,19 @@ async def test_a_colour_rolls_its_pods_with_surge_and_never_below_its_replicas(
         ready = o.Recorder(core.list_namespaced_pod, namespace, o.ready_count, labels).start()
         live = o.Recorder(core.list_namespaced_pod, namespace, o.live_count, labels).start()
         try:
-            s.patch_spec(k8s, namespace, name, {"template": s.template("web:3", name)})
-            waiting = await s.wait_status(
+            web3 = s.template("web:3", name)
+            revision = template_hash(web3)
+            s.patch_spec(k8s, namespace, name, {"template": web3})
+            await s.wait_status(
                 k8s,
                 namespace,
                 name,
-                lambda st: st.get("pauseReason") == "UntilPromoted" and st.get("stageReadyAt"),
+                lambda st: (
+                    st.get("canaryRevision") == revision
+                    and st.get("pauseReason") == "UntilPromoted"
+                    and st.get("stageReadyAt")
+                ),
             )
-            revision = waiting["canaryRevision"]
             labelled = {**o.colour_labels(name, "green"), "fortress.io/revision": revision}
             await wait_for(lambda: len(o.ready_pod_ips(k8s, namespace, labelled)) == replicas, timeout=30)
             await wait_for(lambda: len(o.pods(k8s, namespace, o.colour_labels(name, "green"))) == replicas)
