@@ -54,7 +54,7 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -459,6 +459,7 @@ class ControlPlane:
         nodes: int = 3,
         crd_dir: Path | None = None,
         stages_dir: Path = KWOK_STAGES_DIR,
+        apiserver_flags: Sequence[str] = (),
     ) -> None:
         if controllers and not 1 <= nodes <= 250:
             raise ValueError(f"a control plane with controllers runs 1 to 250 fake nodes, not {nodes}")
@@ -468,6 +469,8 @@ class ControlPlane:
         self.nodes = nodes if controllers else 0
         self.crd_dir = crd_dir
         self.stages_dir = Path(stages_dir)
+        #: Extra kube-apiserver flags (e.g. an audit log for a benchmark).
+        self.apiserver_flags = list(apiserver_flags)
         self.cert_dir = self.workdir / "pki"
         self.etcd_data_dir = self.workdir / "etcd-data"
         self.etcd_log = self.workdir / "etcd.log"
@@ -650,6 +653,7 @@ class ControlPlane:
             f"--service-account-key-file={pki.sa_pub_file}",
             f"--service-account-signing-key-file={pki.sa_key_file}",
             "--allow-privileged=true",
+            *self.apiserver_flags,
         ]
         if not self.controllers:
             # No controller-manager creates the "default" ServiceAccount, which the

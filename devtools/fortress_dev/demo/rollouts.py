@@ -1,9 +1,11 @@
 """Demo step: a sample app rolled through its canary stages, then a bad release rolled back.
 
-Deployments get no pods in the demo's own Kubernetes API (the emulator and a bare kube-apiserver run
-no controllers), so their ``status`` is simulated here as a Deployment controller would write it once
-every pod is available: for the examples during the whole demo (``environment``) and for the sample
-app during its story; the demo says so. On a cluster given with ``--kubeconfig`` nothing is simulated.
+On the full local control plane (``make controlplane``) and on a cluster given with ``--kubeconfig``
+the real Deployment controller, scheduler and kwok's fake nodes run the rollouts' Deployments: nothing
+is simulated. Only where no controller runs (the emulator, a bare kube-apiserver) do Deployments get
+no pods; there their ``status`` is simulated as a Deployment controller would write it once every pod
+is available: for the examples during the whole demo (``environment``) and for the sample app during
+its story; the demo says so.
 Analysis runs against the real ``prometheus`` binary, when installed, scraping an in-process sample
 app whose error rate the demo sets; without it the release advances on its pauses alone and the
 rollback is shown with the ``abort`` verb instead (nothing pretends to be Prometheus).

@@ -107,7 +107,11 @@ def deployment_writes(plan: Plan, release: Release, objects: Objects) -> list[De
             template = replacing((obj.get("spec") or {}).get("template"), body["spec"]["template"])
             patch = {
                 "metadata": {"labels": meta["labels"], "annotations": meta["annotations"]},
-                "spec": {"replicas": wanted.replicas, "template": template},
+                "spec": {
+                    "replicas": wanted.replicas,
+                    "strategy": body["spec"]["strategy"],
+                    "template": template,
+                },
             }
             writes.append(DeploymentWrite(wanted.colour, name, LATE, patch, patch=True))
         elif replicas != wanted.replicas:

@@ -5,13 +5,18 @@ selector never changes); the pods also carry ``fortress.io/revision``, the pod-t
 release (``model.template_hash`` of the template as written in the spec, before these labels).
 Availability counts only pods of the current template: the Deployment controller must have observed
 the current generation, and old pods still running are subtracted.
+
+A colour's Deployment rolls its own pods (when a colour is re-templated while it has pods, e.g. a new
+release during a canary) with :data:`STRATEGY`: RollingUpdate, ``maxSurge`` 25 % and
+``maxUnavailable`` 0, so the Deployment controller starts a new pod and waits for it to be available
+before it stops an old one: the colour never has fewer available pods than its replicas.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from fortress.rollouts.model import (
     LABEL_COLOUR,
@@ -21,6 +26,13 @@ from fortress.rollouts.model import (
     MANAGED_BY,
     DeploymentView,
 )
+
+
+#: The update strategy of every colour's Deployment: surge, never fewer available pods than replicas.
+STRATEGY: Final[dict[str, Any]] = {
+    "type": "RollingUpdate",
+    "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+}
 
 
 def deployment_name(rollout: str, colour: str) -> str:
@@ -66,6 +78,7 @@ def deployment(
         "metadata": metadata,
         "spec": {
             "replicas": replicas,
+            "strategy": copy.deepcopy(STRATEGY),
             "selector": {"matchLabels": {LABEL_ROLLOUT: rollout, LABEL_COLOUR: colour}},
             "template": pod_template(template, rollout, colour, revision),
         },

@@ -17,6 +17,7 @@ declaration is realistic. Pure, CPU-bound: call it off the event loop.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -182,30 +183,47 @@ def _bigrams(names: Sequence[str]) -> list[str]:
     return [a + b for name in names for a, b in zip("^" + name, name + "$", strict=True)]
 
 
-def name_scores(column: str, generated: Sequence[str], tables: Sequence[str]) -> list[Score]:
-    """Length (KS), first letter and letter pairs (TV) against held-out names drawn by population
-    share (equally from each table: first names are half male, half female, as generated)."""
+_NameMetric = Callable[[Sequence[str], Sequence[str]], float]
+
+
+def _length(sample: Sequence[str]) -> Floats:
+    return np.array([len(s) for s in sample], dtype=np.float64)
+
+
+_NAME_METRICS: Final[tuple[tuple[str, _NameMetric], ...]] = (
+    ("length: KS complement", lambda x, y: ks_complement(_length(x), _length(y))),
+    ("first letter: TV complement", lambda x, y: tv_complement([s[0] for s in x], [s[0] for s in y])),
+    ("letter pairs: TV complement", lambda x, y: tv_complement(_bigrams(x), _bigrams(y))),
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _name_reference(tables: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[tuple[float, float], ...]]:
+    """The held-out names and, per metric, the train-vs-held and uniform-vs-held scores.
+
+    They depend on the tables only (a fixed seed), not on what was generated: computed once per
+    process (a few seconds of corpus work), not on every assessment.
+    """
     r = rng(0, _QUALITY_STREAM, 1)
     each = REFERENCE // len(tables)
     held = [n for t in tables for n in corpora.names(t).part(held=True).sample(r, each)]
     train = [n for t in tables for n in corpora.names(t).part(held=False).sample(r, each)]
-    gen = [g.upper() for g in generated]
     lengths = r.integers(2, 13, REFERENCE)
     letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
     uniform = ["".join(letters[r.integers(0, 26, n)]) for n in lengths.tolist()]
+    baselines = tuple((score(train, held), score(uniform, held)) for _, score in _NAME_METRICS)
+    return tuple(held), baselines
 
-    def length(sample: Sequence[str]) -> Floats:
-        return np.array([len(s) for s in sample], dtype=np.float64)
 
-    out = []
-    metrics: tuple[tuple[str, Callable[[Sequence[str], Sequence[str]], float]], ...] = (
-        ("length: KS complement", lambda x, y: ks_complement(length(x), length(y))),
-        ("first letter: TV complement", lambda x, y: tv_complement([s[0] for s in x], [s[0] for s in y])),
-        ("letter pairs: TV complement", lambda x, y: tv_complement(_bigrams(x), _bigrams(y))),
-    )
-    for metric, score in metrics:
-        out.append(Score(column, metric, score(gen, held), score(train, held), score(uniform, held)))
-    return out
+def name_scores(column: str, generated: Sequence[str], tables: Sequence[str]) -> list[Score]:
+    """Length (KS), first letter and letter pairs (TV) against held-out names drawn by population
+    share (equally from each table: first names are half male, half female, as generated)."""
+    held, baselines = _name_reference(tuple(tables))
+    gen = [g.upper() for g in generated]
+    return [
+        Score(column, metric, score(gen, held), train, uniform)
+        for (metric, score), (train, uniform) in zip(_NAME_METRICS, baselines, strict=True)
+    ]
 
 
 # --------------------------------------------------------------------------- cities

@@ -30,7 +30,7 @@ from fortress_dev.localregions import (
     apply_local_plan,
     start_clusters,
 )
-from tests.support.kubeapi import KubeTarget
+from tests.support.kubeapi import KubeTarget, wait_for
 from tests.support.postgres import PgCluster, PgFactory
 
 PLAN = "orders"
@@ -74,6 +74,7 @@ class DrEnv:
     kube: Kube
     driver: PlanDriver
     extra: list[Any] = field(default_factory=list)
+    controllers: bool = False  # the EndpointSlice mirroring controller runs
 
     def name(self, key: str) -> str:
         return f"{PLAN}-{key}"
@@ -110,6 +111,28 @@ class DrEnv:
             for a in s.addresses or []
             for p in s.ports or []
         ]
+
+    def mirrored(self) -> list[str]:
+        """``ip:port`` of the Service's EndpointSlices, as the EndpointSlice mirroring controller
+        copies them from the Endpoints the operator writes (a Service without a selector)."""
+        slices = client.DiscoveryV1Api(self.api).list_namespaced_endpoint_slice(
+            self.namespace, label_selector=f"kubernetes.io/service-name={SERVICE}"
+        )
+        return sorted(
+            f"{address}:{port.port}"
+            for s in slices.items
+            for e in s.endpoints or []
+            if e.conditions is None or e.conditions.ready is not False
+            for address in e.addresses or []
+            for port in s.ports or []
+        )
+
+    async def served_by(self, key: str) -> None:
+        """The Service leads to ``key``'s endpoint: its Endpoints at once, and, where the controllers
+        run, the EndpointSlices kube-proxy reads once the mirroring controller has copied them."""
+        assert await asyncio.to_thread(self.endpoints) == [self.endpoint(key)]
+        if self.controllers:
+            await wait_for(lambda: self.mirrored() == [self.endpoint(key)], timeout=30)
 
     def endpoint(self, key: str) -> str:
         """What the Service shows when ``key`` is primary: its stand-in address and its real port."""
@@ -189,7 +212,7 @@ async def dr_env(
             synchronous=synchronous,
             **plan,
         )
-        yield DrEnv(namespace, k8s, clusters, cluster, kube, driver)
+        yield DrEnv(namespace, k8s, clusters, cluster, kube, driver, controllers=kube_api.controllers)
     finally:
         await driver.close()
         await kube.close()

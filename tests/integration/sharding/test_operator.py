@@ -230,6 +230,12 @@ async def test_shard_cluster_gets_ready_publishes_its_ring_and_rebalances_when_a
         assert cond["status"] == "False" and "shard-d" in cond["message"] and "draining" in cond["message"]
         assert sum(len(v) for v in (await contents(shard_map)).values()) == 6000
 
+        if kube_api.controllers:  # the garbage collector follows the ring ConfigMap's ownerReference
+            custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "alpha")
+            core = client.CoreV1Api(k8s)
+            names = lambda: {m.metadata.name for m in core.list_namespaced_config_map(namespace).items}  # noqa: E731
+            await wait_for(lambda: "alpha-ring" not in names(), timeout=60)
+
 
 async def test_a_shard_without_prepared_transactions_is_reported(
     kube_api: KubeTarget, k8s: client.ApiClient, namespace: str, clusters: dict[str, PgCluster]

@@ -164,6 +164,7 @@ def test_a_new_template_is_written_late_replacing_the_old_one() -> None:
     assert (when, patch) == (act.LATE, True)
     assert body["metadata"]["labels"]["fortress.io/revision"] == REV[2]
     assert body["spec"]["replicas"] == 2
+    assert body["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
     assert body["spec"]["template"]["metadata"]["labels"]["old"] is None, "the old template's keys go"
 
 

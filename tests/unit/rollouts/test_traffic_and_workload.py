@@ -274,6 +274,10 @@ def test_colour_deployment_body() -> None:
     }
     assert TEMPLATE["metadata"]["labels"]["fortress.io/colour"] == "spoofed", "input not mutated"
     assert body["metadata"]["ownerReferences"] == [owner]
+    assert body["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0},
+    }, "a new pod is available before an old one stops"
     assert image_of(TEMPLATE) == "web:1" and image_of(None) is None
 
 
