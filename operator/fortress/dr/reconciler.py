@@ -21,6 +21,8 @@ from fortress.api.common import SecretKeyRef
 from fortress.api.drplan import INFO as PLAN_INFO
 from fortress.api.drplan import DRPlanSpec
 from fortress.api.drregion import DRRegionSpec
+from fortress.core.errors import Secret
+from fortress.core.health import CHECK_FAILED
 from fortress.core.loop import Loops, ObjectRef, StepContext
 from fortress.core.outcome import EventNote, Outcome
 from fortress.core.requests import handled_id
@@ -38,6 +40,7 @@ from fortress.metrics import dr as metrics
 
 SECRET_TTL: Final = 10.0  # seconds a region's DSN is reused before its Secret is read again
 PLAN_NOT_FOUND: Final = "PlanNotFound"
+CHECK_RETRY_SECONDS: Final = 10.0  # a failed check is retried after its interval, at most this
 
 
 @dataclass
@@ -69,9 +72,23 @@ class DRPlanReconciler:
         self.last: CheckReport | None = None
 
     async def step(self, ctx: StepContext) -> Outcome | None:
-        report = await self.check(ctx)
+        try:
+            report = await self.check(ctx)
+        except Exception as error:  # the plan must not go on looking as its last check left it
+            ctx.checks.failed("check", error, self.known_secrets())
+            ctx.logger.debug("DR check of %s failed", self.ref, exc_info=error)
+            interval = seconds_of(cast(DRPlanSpec, ctx.spec).check_interval)
+            phase = str(ctx.status.get("phase") or "Unknown")
+            return Outcome(None, CHECK_FAILED, "", phase, requeue_after=min(interval, CHECK_RETRY_SECONDS))
+        if report.skipped is None:
+            ctx.checks.passed("check")
         self.last = report
         return report.outcome
+
+    def known_secrets(self) -> list[Secret]:
+        """The region DSNs read so far, to name by Secret and key in a described error."""
+        namespace = self.ref.namespace
+        return [Secret.of(value, namespace, name, key) for (name, key), (_, value) in self._secrets.items()]
 
     async def close(self, deleted: bool) -> None:
         if self._standby is not None:
