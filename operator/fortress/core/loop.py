@@ -213,7 +213,17 @@ class ObjectLoop:
     async def run(self, body: Mapping[str, Any], stopped: Any) -> None:
         """Step, then sleep until requeued or woken, until ``stopped`` (a Kopf DaemonStopped) is set."""
         while not stopped and not self.gone:
-            delay = await self.step(body)
+            try:
+                delay = await self.step(body)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # writing status or Events failed: retried, the loop lives on
+                self._memory.failures += 1
+                metrics.STEP_ERRORS.labels(self.ref.info.kind, type(error).__name__).inc()
+                delay = ERROR_BACKOFF[min(self._memory.failures - 1, len(ERROR_BACKOFF) - 1)]
+                self.logger.warning(
+                    "status of %s not written, retrying in %.0fs: %s", self.ref, delay, describe(error)
+                )
             if stopped or self.gone:
                 return
             await self._sleep(delay, stopped)

@@ -71,8 +71,11 @@ class LedgerReconciler:
         self._projecting: tuple[str, int, float] | None = None  # DSN, batch size, poll interval
         self._checks: Checks | None = None
 
-    async def _pool(self, dsn: str) -> Any:
-        return await asyncio.wait_for(self.services.pools.get(dsn), CONNECT_TIMEOUT)
+    async def _pool(self, dsn: str, purpose: str = "database") -> Any:
+        """The pool of ``dsn``, held for this ledger's steps (or its projector): a new DSN (the Secret
+        changed) lets go of the old pool, which closes when nobody else holds it."""
+        owner = (*self.ref.key, purpose)
+        return await asyncio.wait_for(self.services.pools.hold(owner, dsn), CONNECT_TIMEOUT)
 
     def _maintenance_due(self, generation: int | None, dsn: str) -> bool:
         done = self._maintained
@@ -168,7 +171,7 @@ class LedgerReconciler:
         backoff = 1.0
         while True:
             try:
-                projector = BalanceProjector(await self._pool(dsn), batch_size=batch_size)
+                projector = BalanceProjector(await self._pool(dsn, "projector"), batch_size=batch_size)
                 applied = await projector.catch_up()
                 backoff = 1.0
                 checks.passed("projector")
@@ -202,3 +205,4 @@ class LedgerReconciler:
 
     async def close(self, deleted: bool) -> None:
         await self._stop_projector()
+        await self.services.pools.release_all(self.ref.key)

@@ -71,7 +71,8 @@ class HistoryRecorder:
         dsn = ""
         try:
             dsn = await services.secret(namespace, ref)
-            pool = await asyncio.wait_for(services.pools.get(dsn), CONNECT_TIMEOUT)
+            owner = ("CanaryRollout", namespace, name, "history")
+            pool = await asyncio.wait_for(services.pools.hold(owner, dsn), CONNECT_TIMEOUT)
             image = workload.image_of(template)
             found = await store.sync(
                 pool, namespace=namespace, rollout=name, spec=spec, state=state, image=image

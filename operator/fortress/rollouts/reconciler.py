@@ -89,6 +89,7 @@ class RolloutReconciler:
         return self._session
 
     async def close(self, deleted: bool) -> None:
+        await self.services.pools.release_all(self.ref.key)  # the history database's pool
         if self._session is not None:
             await self._session.close()
             self._session = None

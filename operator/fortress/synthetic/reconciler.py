@@ -222,7 +222,10 @@ class SyntheticReconciler:
     # ---- PostgreSQL ---------------------------------------------------------------------------------
 
     async def _pool(self, dsn: str) -> Any:
-        return await asyncio.wait_for(self.services.pools.get(dsn), CONNECT_TIMEOUT)
+        """The pool of ``dsn`` held for this dataset (its target or its audit database)."""
+        purpose = "audit" if dsn == self._audit_dsn and dsn != self._dsn else "target"
+        owner = (*self.ref.key, purpose)
+        return await asyncio.wait_for(self.services.pools.hold(owner, dsn), CONNECT_TIMEOUT)
 
     async def _postgres(
         self, ctx: StepContext, spec: SyntheticDatasetSpec, recipe: Recipe, key: str
@@ -471,13 +474,14 @@ class SyntheticReconciler:
     async def close(self, deleted: bool) -> None:
         await self._stop_job()
         spec = self._spec
-        if not deleted or spec is None or spec.retain_on_delete:
-            return
         try:
-            await self._drop(spec)
+            if deleted and spec is not None and not spec.retain_on_delete:
+                await self._drop(spec)
         except Exception as error:  # the object is gone either way: say what was left behind
             secrets = [Secret(d, "<the connection string>") for d in (self._dsn, self._audit_dsn) if d]
             log.warning("%s deleted; its data could not be dropped: %s", self.owner, describe(error, secrets))
+        finally:
+            await self.services.pools.release_all(self.ref.key)  # its pools close unless shared
 
     async def _drop(self, spec: SyntheticDatasetSpec) -> None:
         ns, name = self.ref.namespace, self.ref.name

@@ -211,3 +211,49 @@ async def test_a_failed_2pc_recovery_holds_ready_back(monkeypatch: pytest.Monkey
     assert "recovery" in loop.checks.failing and "OSError" in loop.checks.failing["recovery"]
     outcome = loop.checks.apply(Outcome(True, "Ready", "3 shards", "Ready"))
     assert (outcome.ready, outcome.reason) == (None, CHECK_FAILED)
+
+
+class FlakyKube(EventKube):
+    """The first status write fails (the API server had a bad moment)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def patch(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionResetError("connection reset by peer")
+        return await super().patch(*args, **kwargs)
+
+
+class Stopped:
+    """A Kopf DaemonStopped stand-in: set after ``steps`` waits."""
+
+    def __init__(self) -> None:
+        self.flag = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return self.flag.is_set()
+
+    async def wait(self) -> None:
+        await self.flag.wait()
+
+
+async def test_a_failed_status_write_does_not_end_the_loop() -> None:
+    kube, services, body = _setup(SYNTH, SYNTH_SPEC, FlakyKube())
+    ref = ObjectRef(SYNTH, "ns", "x")
+    WithBackground.fail = False
+    loop = ObjectLoop(ref, WithBackground(services, ref), services)
+    stopped = Stopped()
+    running = asyncio.create_task(loop.run(body, stopped))
+    for _ in range(50):  # the retry follows the first backoff (1 s)
+        await asyncio.sleep(0.05)
+        if "status" in kube.objects[(SYNTH.plural, "ns", "x")]:
+            break
+    else:
+        loop.wake()
+        await asyncio.sleep(0.2)
+    stopped.flag.set()
+    await asyncio.wait_for(running, 5)
+    assert _ready(kube, SYNTH)["status"] == "True"

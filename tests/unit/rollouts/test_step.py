@@ -332,7 +332,7 @@ class FakePools:
         self.error = error
         self.asked: list[str] = []
 
-    async def get(self, dsn: str) -> Any:
+    async def hold(self, _owner: tuple[str, ...], dsn: str) -> Any:
         self.asked.append(dsn)
         if self.error is not None:
             raise self.error
