@@ -84,7 +84,7 @@ class FortressEmulator(kmock.KubernetesEmulator):
             elif request.action == kmock.action.UPDATE and request.name is not None:
                 meta = data.setdefault("metadata", {})
                 key = (request.resource, request.namespace, request.name)
-                stored = self._objects[key] if key in self._objects else None
+                stored = self._objects[key] if key in self._objects else None  # noqa: SIM401 (no .get)
                 if _stale(meta.get("resourceVersion"), stored):
                     return _conflict(request)  # a precondition on resourceVersion, as the API server
                 meta["resourceVersion"] = str(next(self._versions))
