@@ -37,6 +37,7 @@ from fortress.core.outcome import INVALID_SPEC, EventNote, Outcome, invalid_outc
 from fortress.core.services import Services
 from fortress.core.time import now as utc_now
 from fortress.core.validation import validate_spec
+from fortress.logs import ObjectLog, names_object
 
 log = logging.getLogger("fortress")
 
@@ -177,7 +178,9 @@ class ObjectLoop:
         self.ref = ref
         self.reconciler = reconciler
         self.services = services
-        self.logger = logger
+        self.logger: Logger = (
+            logger if names_object(logger) else ObjectLog(logger, ref.info.kind, ref.namespace, ref.name)
+        )
         self._wake = asyncio.Event()
         self._stepping = asyncio.Lock()
         self._writing = asyncio.Lock()
