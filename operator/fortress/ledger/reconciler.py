@@ -109,6 +109,7 @@ class LedgerReconciler:
                 "SecretNotFound",
                 f"spec.database.secretKeyRef: {error}; create Secret {ctx.namespace}/{ref.name} "
                 f"with key {ref.key!r} holding the ledger's PostgreSQL DSN",
+                warn=True,
             )
         secret = Secret.of(dsn, ctx.namespace, ref.name, ref.key)
         where = database(dsn, secret)

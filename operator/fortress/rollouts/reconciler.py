@@ -80,7 +80,8 @@ class RolloutReconciler:
         problems = await self.history.sync(
             self.services, spec, plan.status, (namespace, name), read.template, ctx.logger
         )
-        return outcome(plan, errors, [*notes, *history.notes(problems)])
+        result = outcome(plan, errors, [*notes, *history.notes(problems)])
+        return history.reported(result, spec, self.history)
 
     def _http(self) -> aiohttp.ClientSession:
         """The HTTP session of this rollout's analysis queries (opened on first use)."""
