@@ -155,10 +155,18 @@ def test_a_not_ready_reason_is_kept_and_the_failure_added_once() -> None:
 
 
 class BrokenApiKube(EventKube):
-    """The Kubernetes API fails every read (e.g. the plan's Lease) with a DSN in its text."""
+    """The Kubernetes API fails every read of one object (e.g. the plan's Lease) with a DSN in its
+    text; lists (the plan's regions) still answer."""
 
     async def get(self, *_: Any, **__: Any) -> Any:
         raise ConnectionError(f"lost connection while reading; last DSN {DSN}")
+
+    async def list(self, resource: Any, namespace: str | None, **_: Any) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(obj)
+            for (plural, ns, _name), obj in self.objects.items()
+            if plural == resource.plural and ns == namespace
+        ]
 
 
 DRPLAN = BY_KIND["DRPlan"]
@@ -173,6 +181,12 @@ async def test_a_dr_check_that_fails_is_check_failed_not_the_last_status() -> No
     }
     kube.objects[(DRPLAN.plural, "ns", "x")]["status"] = status
     body["status"] = status
+    region = BY_KIND["DRRegion"]
+    kube.objects[(region.plural, "ns", "east")] = {
+        "metadata": {"name": "east", "namespace": "ns", "generation": 1},
+        "spec": {"planRef": "x"},
+        "status": {**status, "phase": "Standby"},
+    }
     ref = ObjectRef(DRPLAN, "ns", "x")
     loop = ObjectLoop(ref, DRPlanReconciler(services, ref), services)
     before = _check_errors("DRPlan", "check", "ConnectionError")
@@ -182,6 +196,14 @@ async def test_a_dr_check_that_fails_is_check_failed_not_the_last_status() -> No
     assert "check failed: ConnectionError" in ready["message"] and "S3CRET" not in ready["message"]
     assert _check_errors("DRPlan", "check", "ConnectionError") == before + 1
     assert 0 < delay <= 5
+    # its regions no longer look as the last check left them either
+    east = kube.objects[(region.plural, "ns", "east")]["status"]
+    east_ready = find(east["conditions"], READY)
+    assert east_ready is not None and (east_ready["status"], east_ready["reason"]) == (
+        "Unknown",
+        CHECK_FAILED,
+    )
+    assert "DRPlan x failed" in east_ready["message"] and "S3CRET" not in str(east)
 
 
 async def test_a_failed_2pc_recovery_holds_ready_back(monkeypatch: pytest.MonkeyPatch) -> None:
