@@ -83,8 +83,11 @@ class FortressEmulator(kmock.KubernetesEmulator):
                     meta["namespace"] = request.namespace
             elif request.action == kmock.action.UPDATE and request.name is not None:
                 meta = data.setdefault("metadata", {})
-                meta["resourceVersion"] = str(next(self._versions))
                 key = (request.resource, request.namespace, request.name)
+                stored = self._objects[key] if key in self._objects else None  # noqa: SIM401 (no .get)
+                if _stale(meta.get("resourceVersion"), stored):
+                    return _conflict(request)  # a precondition on resourceVersion, as the API server
+                meta["resourceVersion"] = str(next(self._versions))
                 if not request.subresource and "spec" in data and key in self._objects:
                     stored = self._objects[key]
                     if not stored.deleted:
@@ -99,6 +102,29 @@ class FortressEmulator(kmock.KubernetesEmulator):
         if request.action == kmock.action.CREATE and response.status == 200 and not response.prepared:
             response.set_status(201)  # as a real API server answers a create
         return response
+
+
+def _stale(wanted: Any, stored: Any) -> bool:
+    """A write that names a resourceVersion the stored object no longer has."""
+    if not wanted or stored is None or stored.deleted:
+        return False
+    return str((stored.raw.get("metadata") or {}).get("resourceVersion")) != str(wanted)
+
+
+def _conflict(request: kmock.Request) -> web.Response:
+    """409 Conflict, as a real API server answers a write with a stale resourceVersion."""
+    status = {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Operation cannot be fulfilled on {request.name}: the object has been modified; "
+        "please apply your changes to the latest version and try again",
+        "reason": "Conflict",
+        "details": {"name": request.name or ""},
+        "code": 409,
+    }
+    return web.json_response(status, status=409)
 
 
 def _unprocessable(request: kmock.Request, error: Exception) -> web.Response:

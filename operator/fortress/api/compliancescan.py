@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from enum import StrEnum
 
-from croniter import croniter
 from pydantic import Field
 
 from fortress.api.common import DnsLabel, Model, StatusBase
@@ -18,6 +17,7 @@ from fortress.api.kind import (
     PrinterColumn,
     SpecIssue,
 )
+from fortress.core import cron
 
 
 class Framework(StrEnum):
@@ -88,7 +88,8 @@ class ComplianceScanSpec(Model):
     report_formats: list[ReportFormat] = Field(
         default_factory=lambda: [ReportFormat.JSON],
         max_length=3,
-        description="Report formats kept in a ConfigMap.",
+        description="Report formats kept in a ConfigMap (a set: each at most once).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     suspend: bool = Field(default=False, description="Skip scheduled scans.")
 
@@ -130,10 +131,12 @@ def check(spec: Model) -> list[SpecIssue]:
     for index, framework in enumerate(spec.frameworks):
         if spec.frameworks.index(framework) != index:
             issues.append(SpecIssue(f"spec.frameworks[{index}]", f"duplicate framework {framework}"))
-    if spec.schedule is not None and (
-        len(spec.schedule.split()) != 5 or not croniter.is_valid(spec.schedule)
-    ):
-        issues.append(SpecIssue("spec.schedule", f"{spec.schedule!r} is not a 5-field cron expression"))
+    for index, fmt in enumerate(spec.report_formats):
+        if spec.report_formats.index(fmt) != index:
+            issues.append(SpecIssue(f"spec.reportFormats[{index}]", f"duplicate report format {fmt}"))
+    schedule_problem = cron.problem(spec.schedule) if spec.schedule is not None else None
+    if schedule_problem is not None:
+        issues.append(SpecIssue("spec.schedule", schedule_problem))
     overlap = sorted(set(spec.target_namespaces) & set(spec.exclude_namespaces))
     if overlap:
         issues.append(

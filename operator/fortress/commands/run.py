@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
+from fortress import logs
 from fortress.adapters.kube import load_cluster
 from fortress.runtime import OperatorConfig, run
 from fortress.settings import Settings
@@ -25,15 +25,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--metrics-port", type=int, default=settings.metrics_port, help="0 disables")
     parser.add_argument("--liveness-port", type=int, default=settings.liveness_port, help="0 disables")
+    parser.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="text",
+        help="log lines as text or JSON; a line about an object starts with [namespace/name]",
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(args.log_format, verbose=args.verbose)
     cluster = load_cluster(args.kubeconfig, args.context)
     config = OperatorConfig(
         cluster=cluster,

@@ -7,7 +7,9 @@ Warning Event) and hands the valid spec to the kind's :class:`Reconciler`, which
 changed in status as one merge patch, posts the step's Events (each once while it holds), and sleeps
 until the outcome's ``requeue_after`` or until woken: by a spec change, by an object the kind watches,
 or by another loop. A step that raises is reported as ``Ready=Unknown, reason=StepFailed`` and
-retried with a backoff; nothing a spec holds can make the loop itself fail.
+retried with a backoff; nothing a spec holds can make the loop itself fail. A check or background
+task of the reconciler that fails (:mod:`fortress.core.health`) holds ``Ready`` back the same way,
+as ``reason=CheckFailed``, until it passes again.
 
 Because this loop is the only writer of its object's status, the status it last wrote is the truth
 (a watch event may still carry an older one), so no step ever acts on a stale status. A reconciler
@@ -30,10 +32,12 @@ from fortress.api.kind import KindInfo
 from fortress.core import merge
 from fortress.core.conditions import READY, is_true
 from fortress.core.errors import describe
+from fortress.core.health import Checks
 from fortress.core.outcome import INVALID_SPEC, EventNote, Outcome, invalid_outcome, status_patch
 from fortress.core.services import Services
 from fortress.core.time import now as utc_now
 from fortress.core.validation import validate_spec
+from fortress.logs import ObjectLog, names_object
 
 log = logging.getLogger("fortress")
 
@@ -129,6 +133,11 @@ class StepContext:
         return self.ref.name
 
     @property
+    def checks(self) -> Checks:
+        """The object's named checks: record a failure of a check or background task, or its passing."""
+        return self.loop.checks
+
+    @property
     def meta(self) -> Mapping[str, Any]:
         return cast(Mapping[str, Any], self.body.get("metadata") or {})
 
@@ -169,18 +178,26 @@ class ObjectLoop:
         self.ref = ref
         self.reconciler = reconciler
         self.services = services
-        self.logger = logger
+        self.logger: Logger = (
+            logger if names_object(logger) else ObjectLog(logger, ref.info.kind, ref.namespace, ref.name)
+        )
         self._wake = asyncio.Event()
         self._stepping = asyncio.Lock()
         self._writing = asyncio.Lock()
         self._memory = _Memory()
         self.gone = False
+        self.checks = Checks(ref.info.kind, wake=self._wake_after_step)
 
     # ---- waking -------------------------------------------------------------------------------------
 
     def wake(self) -> None:
         """Run a step as soon as the current one (if any) ends."""
         self._wake.set()
+
+    def _wake_after_step(self) -> None:
+        """A check changed: show it in a step (the running step, if any, shows it already)."""
+        if not self._stepping.locked():
+            self.wake()
 
     def notice(self, body: Mapping[str, Any]) -> None:
         """A watch event of the object: wake for a spec change (status-only events are our own writes)."""
@@ -199,7 +216,17 @@ class ObjectLoop:
     async def run(self, body: Mapping[str, Any], stopped: Any) -> None:
         """Step, then sleep until requeued or woken, until ``stopped`` (a Kopf DaemonStopped) is set."""
         while not stopped and not self.gone:
-            delay = await self.step(body)
+            try:
+                delay = await self.step(body)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # writing status or Events failed: retried, the loop lives on
+                self._memory.failures += 1
+                metrics.STEP_ERRORS.labels(self.ref.info.kind, type(error).__name__).inc()
+                delay = ERROR_BACKOFF[min(self._memory.failures - 1, len(ERROR_BACKOFF) - 1)]
+                self.logger.warning(
+                    "status of %s not written, retrying in %.0fs: %s", self.ref, delay, describe(error)
+                )
             if stopped or self.gone:
                 return
             await self._sleep(delay, stopped)
@@ -244,6 +271,8 @@ class ObjectLoop:
                         loop=self,
                     )
                     outcome = await self.reconciler.step(ctx)
+                    if outcome is not None:
+                        outcome = self.checks.apply(outcome)
                 self._memory.generation = generation
                 self._memory.failures = 0
             except asyncio.CancelledError:
@@ -252,6 +281,7 @@ class ObjectLoop:
                 outcome = self._failed(error, status)
             finally:
                 metrics.RECONCILE_SECONDS.labels(kind).observe(time.perf_counter() - started)
+                metrics.LAST_STEP.labels(kind, self.ref.namespace, self.ref.name).set(time.time())
             if outcome is None:
                 await self._flush_events()
                 return RESYNC_SECONDS

@@ -20,9 +20,13 @@ from typing import Final, cast
 from fortress.api.common import SecretKeyRef
 from fortress.api.drplan import INFO as PLAN_INFO
 from fortress.api.drplan import DRPlanSpec
+from fortress.api.drregion import INFO as REGION_INFO
 from fortress.api.drregion import DRRegionSpec
+from fortress.core.conditions import READY, find
+from fortress.core.errors import Secret, describe
+from fortress.core.health import CHECK_FAILED
 from fortress.core.loop import Loops, ObjectRef, StepContext
-from fortress.core.outcome import EventNote, Outcome
+from fortress.core.outcome import EventNote, Outcome, status_patch
 from fortress.core.requests import handled_id
 from fortress.core.services import Services
 from fortress.core.time import now, seconds_of
@@ -38,6 +42,7 @@ from fortress.metrics import dr as metrics
 
 SECRET_TTL: Final = 10.0  # seconds a region's DSN is reused before its Secret is read again
 PLAN_NOT_FOUND: Final = "PlanNotFound"
+CHECK_RETRY_SECONDS: Final = 10.0  # a failed check is retried after its interval, at most this
 
 
 @dataclass
@@ -69,9 +74,41 @@ class DRPlanReconciler:
         self.last: CheckReport | None = None
 
     async def step(self, ctx: StepContext) -> Outcome | None:
-        report = await self.check(ctx)
+        try:
+            report = await self.check(ctx)
+        except Exception as error:  # the plan must not go on looking as its last check left it
+            text = ctx.checks.failed("check", error, self.known_secrets())
+            ctx.logger.debug("DR check of %s failed", self.ref, exc_info=error)
+            await self.regions_unknown(ctx, f"the check of DRPlan {ctx.name} failed: {text}")
+            interval = seconds_of(cast(DRPlanSpec, ctx.spec).check_interval)
+            phase = str(ctx.status.get("phase") or "Unknown")
+            return Outcome(None, CHECK_FAILED, "", phase, requeue_after=min(interval, CHECK_RETRY_SECONDS))
+        if report.skipped is None:
+            ctx.checks.passed("check")
         self.last = report
         return report.outcome
+
+    async def regions_unknown(self, ctx: StepContext, message: str) -> None:
+        """The plan's regions no longer look as the last check left them: Ready=Unknown (best effort)."""
+        try:
+            regions = await kubeio.list_regions(self.services.kube, ctx.namespace, ctx.name)
+            for item in regions:
+                metadata = item.get("metadata") or {}
+                current = item.get("status") or {}
+                found = find(current.get("conditions"), READY)
+                if found is not None and found.get("reason") == CHECK_FAILED:
+                    continue  # said already (its message may differ only by the error's details)
+                outcome = Outcome(None, CHECK_FAILED, message, str(current.get("phase") or "Unknown"))
+                patch = status_patch(outcome, current, metadata.get("generation"), now())
+                ref = ObjectRef(REGION_INFO, ctx.namespace, str(metadata.get("name")))
+                await ctx.write_status_of(ref, current, patch)
+        except Exception as error:  # the API itself may be what failed: the plan says so already
+            ctx.logger.debug("regions of %s not marked Unknown: %s", self.ref, describe(error))
+
+    def known_secrets(self) -> list[Secret]:
+        """The region DSNs read so far, to name by Secret and key in a described error."""
+        namespace = self.ref.namespace
+        return [Secret.of(value, namespace, name, key) for (name, key), (_, value) in self._secrets.items()]
 
     async def close(self, deleted: bool) -> None:
         if self._standby is not None:

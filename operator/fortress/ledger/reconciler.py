@@ -5,7 +5,8 @@ creates monthly event partitions ahead, purges expired idempotency keys and prun
 every step reads the figures (eventsTotal, lastGlobalPosition, projection lag, snapshots,
 schemaVersion). The projector runs as a task of this reconciler while ``spec.projection.enabled``:
 every failure is retried with a backoff (a projector never falls silent), shown as
-``status.projection.lastError`` and posted once as a Warning Event ``ProjectorError``.
+``status.projection.lastError``, posted once as a Warning Event ``ProjectorError``, and holds
+``Ready`` at ``Unknown, reason=CheckFailed`` (check ``projector``) until the projector catches up again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncpg
 from fortress.adapters import migrations
 from fortress.api.creditledger import CreditLedgerSpec
 from fortress.core.errors import Secret, database, describe
+from fortress.core.health import Checks
 from fortress.core.loop import Logger, ObjectRef, StepContext
 from fortress.core.outcome import Outcome
 from fortress.core.services import Services
@@ -67,9 +69,13 @@ class LedgerReconciler:
         self._maintained: tuple[int | None, str, float] | None = None  # generation, DSN, when
         self._projector: asyncio.Task[None] | None = None
         self._projecting: tuple[str, int, float] | None = None  # DSN, batch size, poll interval
+        self._checks: Checks | None = None
 
-    async def _pool(self, dsn: str) -> Any:
-        return await asyncio.wait_for(self.services.pools.get(dsn), CONNECT_TIMEOUT)
+    async def _pool(self, dsn: str, purpose: str = "database") -> Any:
+        """The pool of ``dsn``, held for this ledger's steps (or its projector): a new DSN (the Secret
+        changed) lets go of the old pool, which closes when nobody else holds it."""
+        owner = (*self.ref.key, purpose)
+        return await asyncio.wait_for(self.services.pools.hold(owner, dsn), CONNECT_TIMEOUT)
 
     def _maintenance_due(self, generation: int | None, dsn: str) -> bool:
         done = self._maintained
@@ -93,6 +99,7 @@ class LedgerReconciler:
 
     async def step(self, ctx: StepContext) -> Outcome:
         spec = cast(CreditLedgerSpec, ctx.spec)
+        self._checks = ctx.checks
         ref = spec.database.secret_key_ref
         try:
             dsn = await self.services.secret(ctx.namespace, ref)
@@ -102,6 +109,7 @@ class LedgerReconciler:
                 "SecretNotFound",
                 f"spec.database.secretKeyRef: {error}; create Secret {ctx.namespace}/{ref.name} "
                 f"with key {ref.key!r} holding the ledger's PostgreSQL DSN",
+                warn=True,
             )
         secret = Secret.of(dsn, ctx.namespace, ref.name, ref.key)
         where = database(dsn, secret)
@@ -142,22 +150,32 @@ class LedgerReconciler:
             return
         if self._projector is not None:
             self._projector.cancel()
+            ctx.checks.passed("projector")  # the old projector's errors are not the new one's
         self._projector, self._projecting = None, wanted
         if wanted is not None:
             self._projector = asyncio.create_task(
-                self._project(*wanted, secret, ctx.loop.wake, ctx.logger), name=f"projector {self.ref}"
+                self._project(*wanted, secret, ctx.loop.wake, ctx.logger, ctx.checks),
+                name=f"projector {self.ref}",
             )
 
     async def _project(
-        self, dsn: str, batch_size: int, poll: float, secret: Secret, wake: Any, logger: Logger
+        self,
+        dsn: str,
+        batch_size: int,
+        poll: float,
+        secret: Secret,
+        wake: Any,
+        logger: Logger,
+        checks: Checks,
     ) -> None:
         """Project events into the read model until cancelled; every failure is retried."""
         backoff = 1.0
         while True:
             try:
-                projector = BalanceProjector(await self._pool(dsn), batch_size=batch_size)
+                projector = BalanceProjector(await self._pool(dsn, "projector"), batch_size=batch_size)
                 applied = await projector.catch_up()
                 backoff = 1.0
+                checks.passed("projector")
                 if self.health.last_error is not None:
                     self.health.recovered()
                     wake()
@@ -168,6 +186,7 @@ class LedgerReconciler:
             except Exception as error:  # a projector that dies silently is worse than one that retries
                 expected = isinstance(error, (LookupError, *DB_ERRORS))
                 text = describe(error, [secret])
+                checks.failed("projector", error, [secret])
                 logger.warning("projector: %s; retrying in %.0fs", text, backoff)
                 if not expected:
                     logger.debug("projector failure", exc_info=error)
@@ -178,6 +197,8 @@ class LedgerReconciler:
 
     async def _stop_projector(self) -> None:
         task, self._projector, self._projecting = self._projector, None, None
+        if self._checks is not None:
+            self._checks.passed("projector")  # no projector: nothing of it to hold Ready back
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -185,3 +206,4 @@ class LedgerReconciler:
 
     async def close(self, deleted: bool) -> None:
         await self._stop_projector()
+        await self.services.pools.release_all(self.ref.key)

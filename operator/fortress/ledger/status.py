@@ -89,7 +89,14 @@ def ready_outcome(
     )
 
 
-def not_ready(reason: str, message: str) -> Outcome:
+def not_ready(reason: str, message: str, warn: bool = False) -> Outcome:
+    """Ready=False for ``reason``; ``warn``: also a Warning Event (posted once while it holds)."""
+    events = (EventNote("Warning", reason, message),) if warn else ()
     return Outcome(
-        ready=False, reason=reason, message=message, phase=PHASE_PENDING, requeue_after=RETRY_SECONDS
+        ready=False,
+        reason=reason,
+        message=message,
+        phase=PHASE_PENDING,
+        events=events,
+        requeue_after=RETRY_SECONDS,
     )

@@ -100,7 +100,24 @@ STEP_ERRORS = Counter(
 )
 
 
+CHECK_ERRORS = Counter(
+    "fortress_operator_check_errors_total",
+    "Failures of a reconciler's checks and background tasks (a DR check, 2PC recovery, a rebalance, "
+    "the ledger projector, a generation), by kind, check and error type (reported as CheckFailed).",
+    ["kind", "check", "error"],
+    registry=REGISTRY,
+)
+LAST_STEP = Gauge(
+    "fortress_operator_last_step_timestamp_seconds",
+    "Unix time the object's loop last finished a step (whatever its result); a loop steps at least "
+    "every 300 s, so an older value means the loop is stalled.",
+    ["kind", "namespace", "name"],
+    registry=REGISTRY,
+)
+
+
 def forget_resource(kind: str, namespace: str, name: str) -> None:
     """Drop a deleted object's per-object series."""
-    with contextlib.suppress(KeyError):
-        RESOURCE_READY.remove(kind, namespace, name)
+    for gauge in (RESOURCE_READY, LAST_STEP):
+        with contextlib.suppress(KeyError):
+            gauge.remove(kind, namespace, name)

@@ -21,7 +21,7 @@ from fortress.api.canaryrollout import (
     RequestAction,
     StrategyType,
 )
-from fortress.core.outcome import ConditionUpdate
+from fortress.core.outcome import ConditionUpdate, EventNote
 from fortress.core.time import parse, parse_duration
 from fortress.rollouts import bluegreen, canary
 from fortress.rollouts.model import (
@@ -136,6 +136,7 @@ def _summarise(d: Draft, strategy: object, scaled_down: set[str], problem: str |
                 ConditionUpdate("Progressing", False, "WorkloadNotFound", problem),
                 ConditionUpdate("Available", "Unknown", "WorkloadNotFound", problem),
             ),
+            events=(EventNote("Warning", "WorkloadNotFound", problem),),
             requeue_after=POLL_SECONDS,
         )
     outputs = canary.outputs if strategy is canary else bluegreen.outputs

@@ -80,7 +80,8 @@ class RolloutReconciler:
         problems = await self.history.sync(
             self.services, spec, plan.status, (namespace, name), read.template, ctx.logger
         )
-        return outcome(plan, errors, [*notes, *history.notes(problems)])
+        result = outcome(plan, errors, [*notes, *history.notes(problems)])
+        return history.reported(result, spec, self.history)
 
     def _http(self) -> aiohttp.ClientSession:
         """The HTTP session of this rollout's analysis queries (opened on first use)."""
@@ -89,6 +90,7 @@ class RolloutReconciler:
         return self._session
 
     async def close(self, deleted: bool) -> None:
+        await self.services.pools.release_all(self.ref.key)  # the history database's pool
         if self._session is not None:
             await self._session.close()
             self._session = None

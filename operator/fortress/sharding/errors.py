@@ -45,6 +45,13 @@ class ShardUnavailable(ShardingError):
         self.reason = reason
 
 
+def retry_delay(seconds: float) -> str:
+    """A retry delay as text that never reads 0: ``12.3s``, ``40ms``, at least ``1ms``."""
+    if seconds >= 0.1:
+        return f"{seconds:.1f}s"
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
 class CircuitOpen(ShardUnavailable):
     """The shard's circuit breaker refuses calls for now."""
 
@@ -54,7 +61,7 @@ class CircuitOpen(ShardUnavailable):
         ShardingError.__init__(
             self,
             f"shard {shard_id} is unavailable: its circuit is open after repeated failures; "
-            f"retry in {retry_after:.1f}s",
+            f"retry in {retry_delay(retry_after)}",
         )
         self.shard_id = shard_id
         self.reason = "circuit open"

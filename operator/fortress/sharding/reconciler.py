@@ -78,7 +78,7 @@ class ShardClusterReconciler:
         async with self._lock:
             observed = await self._sync(spec, ctx)
         if time.monotonic() >= self._next_recovery:
-            await self._recover(intervals.in_doubt_grace, ctx.logger)
+            await self._recover(intervals.in_doubt_grace, ctx)
             self._next_recovery = time.monotonic() + intervals.recovery
         outcome = summarize(replace(observed, in_doubt=self.in_doubt))
         if outcome.fields.get("imbalance") is not None:
@@ -227,6 +227,7 @@ class ShardClusterReconciler:
         published, progress = self.published, self.progress
         if published is None or not published.moving or progress is None or progress.phase is Phase.PAUSED:
             self._cancel()
+            ctx.checks.passed("rebalance")  # no rebalance runs: none fails
             return
         if progress.phase is Phase.COMPLETED:
             return
@@ -252,6 +253,7 @@ class ShardClusterReconciler:
 
         async def save(saved: Progress) -> None:
             self.progress = saved
+            ctx.checks.passed("rebalance")  # it moves keys again
             await write({"rebalance": rebalance_field(saved)})
 
         self._rebalancer = Rebalancer(
@@ -265,7 +267,7 @@ class ShardClusterReconciler:
             save=save,
             labels=(ctx.namespace, ctx.name),
         )
-        run = self._run(self._rebalancer, progress, wait, write, ctx.loop.wake, ctx.logger)
+        run = self._run(self._rebalancer, progress, wait, write, ctx)
         self._task = asyncio.create_task(run, name=f"rebalance {self.ref}")
 
     def _writer(self, write: Write, logger: Logger) -> Write:
@@ -285,20 +287,21 @@ class ShardClusterReconciler:
         progress: Progress,
         wait: float,
         write: Write,
-        wake: Callable[[], None],
-        logger: Logger,
+        ctx: StepContext,
     ) -> None:
+        wake, logger = ctx.loop.wake, ctx.logger
         try:
             if wait > 0:
                 await asyncio.sleep(wait)
             result = await rebalancer.run(progress)
             async with self._lock:
                 self.progress = result
+            ctx.checks.passed("rebalance")
             await write({"rebalance": rebalance_field(result)})
         except asyncio.CancelledError:
             raise
         except Exception as error:  # shown in the Rebalanced condition; retried from the checkpoint
-            self.rebalance_error = describe(error, self.secrets())
+            self.rebalance_error = ctx.checks.failed("rebalance", error, self.secrets())
             logger.warning(
                 "rebalance stopped: %s (retrying in %.0fs)", self.rebalance_error, ERROR_RETRY_SECONDS
             )
@@ -317,15 +320,19 @@ class ShardClusterReconciler:
 
     # ---- recovery and closing --------------------------------------------------------------------------
 
-    async def _recover(self, grace: float, logger: Logger) -> None:
-        """Resolve in-doubt prepared transactions; a failed run is logged and retried at the next interval."""
+    async def _recover(self, grace: float, ctx: StepContext) -> None:
+        """Resolve in-doubt prepared transactions; a failed run holds Ready back (CheckFailed) and is
+        retried at the next interval."""
+        logger = ctx.logger
         if self.router is None:
             return
         try:
             report = await recover(self.router, self.cluster, grace)
         except Exception as error:
-            logger.warning("2PC recovery failed: %s", describe(error, self.secrets()))
+            text = ctx.checks.failed("recovery", error, self.secrets())
+            logger.warning("2PC recovery failed: %s", text)
             return
+        ctx.checks.passed("recovery")
         self.last_recovery, self.in_doubt = report, report.in_doubt
         metrics.IN_DOUBT.labels(self.ref.namespace, self.ref.name).set(report.in_doubt)
         if report.committed or report.rolled_back:

@@ -198,9 +198,12 @@ class Router:
         endpoints: Iterable[ShardEndpoint] | None = None,
         config: RouterConfig | None = None,
     ) -> None:
-        """Switch to a new routing state, endpoint set or configuration (breakers are kept)."""
+        """Switch to a new routing state, endpoint set or configuration (breakers are kept).
+
+        The pools of DSNs no endpoint names any more (a Secret changed, a shard removed) are closed."""
         if endpoints is not None:
             self._endpoints = {e.id: e for e in endpoints}
+            self._close_unused()
         if routing is not None:
             self._routing = routing
         if config is not None:
@@ -294,6 +297,27 @@ class Router:
             self._succeed(breaker, shard_id, name)
         finally:
             latency.observe(time.perf_counter() - started)
+
+    def _close_unused(self) -> None:
+        """Close (in the background, awaited by ``close``) the pools of DSNs no endpoint names now."""
+        wanted = {dsn for e in self._endpoints.values() for dsn in (e.dsn, *e.replicas)}
+        unused = [dsn for dsn in self._pools if dsn not in wanted]
+        for dsn in unused:
+            del self._pools[dsn]
+        if not unused or not self._owns_pools:
+            return
+
+        async def close() -> None:
+            for dsn in unused:
+                with contextlib.suppress(Exception):
+                    await self.pools.discard(dsn)
+
+        try:
+            task = asyncio.get_running_loop().create_task(close())
+        except RuntimeError:  # no event loop: no pool of this router can be open either
+            return
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     def _release(self, pool: Any, conn: Any, timeout: float) -> None:
         """Give the connection back without waiting for its reset round trip (awaited by ``close``)."""

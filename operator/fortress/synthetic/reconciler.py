@@ -28,6 +28,7 @@ from fortress.adapters.kube import CONFIGMAPS, meta, owner_reference
 from fortress.api.common import API_VERSION, RequestOutcome
 from fortress.api.syntheticdataset import SyntheticDatasetSpec
 from fortress.core.errors import Secret, database, describe
+from fortress.core.health import Checks
 from fortress.core.loop import ObjectRef, StepContext
 from fortress.core.outcome import ConditionUpdate, EventNote, Outcome
 from fortress.core.requests import handled, handled_id, pending
@@ -109,12 +110,13 @@ class SyntheticReconciler:
         self._uid: str | None = None
         self._dsn: str | None = None
         self._audit_dsn: str | None = None
+        self._checks: Checks | None = None
 
     # ---- the step -------------------------------------------------------------------------------------
 
     async def step(self, ctx: StepContext) -> Outcome:
         spec = cast(SyntheticDatasetSpec, ctx.spec)
-        self._spec, self._uid = spec, ctx.uid
+        self._spec, self._uid, self._checks = spec, ctx.uid, ctx.checks
         problem = await asyncio.to_thread(check_locale, spec.locale)
         if problem is not None:
             await self._stop_job()
@@ -220,7 +222,10 @@ class SyntheticReconciler:
     # ---- PostgreSQL ---------------------------------------------------------------------------------
 
     async def _pool(self, dsn: str) -> Any:
-        return await asyncio.wait_for(self.services.pools.get(dsn), CONNECT_TIMEOUT)
+        """The pool of ``dsn`` held for this dataset (its target or its audit database)."""
+        purpose = "audit" if dsn == self._audit_dsn and dsn != self._dsn else "target"
+        owner = (*self.ref.key, purpose)
+        return await asyncio.wait_for(self.services.pools.hold(owner, dsn), CONNECT_TIMEOUT)
 
     async def _postgres(
         self, ctx: StepContext, spec: SyntheticDatasetSpec, recipe: Recipe, key: str
@@ -356,6 +361,7 @@ class SyntheticReconciler:
             return
         if self._job is not None:
             self._job.cancel()
+            ctx.checks.passed("generation")  # the old job's errors are not the new one's
         self._job_key = key
         self.progress = None
         self._job = asyncio.create_task(
@@ -370,15 +376,17 @@ class SyntheticReconciler:
         while True:
             try:
                 await self._write(ctx, spec, recipe, key, dsn)
+                ctx.checks.passed("generation")
                 ctx.loop.wake()
                 return
             except asyncio.CancelledError:
                 raise
             except store.NotOwnedError:
+                ctx.checks.passed("generation")
                 ctx.loop.wake()  # the step refuses and says why
                 return
             except Exception as error:  # a generation that dies silently is worse than one that retries
-                text = describe(error, [secret, *self._secrets(ctx)])
+                text = ctx.checks.failed("generation", error, [secret, *self._secrets(ctx)])
                 ctx.logger.warning("generation of %s: %s; retrying in %.0fs", self.owner, text, backoff)
                 if not isinstance(error, (LookupError, *DB_ERRORS)):
                     ctx.logger.debug("generation failure", exc_info=error)
@@ -454,6 +462,8 @@ class SyntheticReconciler:
 
     async def _stop_job(self) -> None:
         task, self._job, self._job_key = self._job, None, None
+        if self._checks is not None:
+            self._checks.passed("generation")
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -464,13 +474,14 @@ class SyntheticReconciler:
     async def close(self, deleted: bool) -> None:
         await self._stop_job()
         spec = self._spec
-        if not deleted or spec is None or spec.retain_on_delete:
-            return
         try:
-            await self._drop(spec)
+            if deleted and spec is not None and not spec.retain_on_delete:
+                await self._drop(spec)
         except Exception as error:  # the object is gone either way: say what was left behind
             secrets = [Secret(d, "<the connection string>") for d in (self._dsn, self._audit_dsn) if d]
             log.warning("%s deleted; its data could not be dropped: %s", self.owner, describe(error, secrets))
+        finally:
+            await self.services.pools.release_all(self.ref.key)  # its pools close unless shared
 
     async def _drop(self, spec: SyntheticDatasetSpec) -> None:
         ns, name = self.ref.namespace, self.ref.name

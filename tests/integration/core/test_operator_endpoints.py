@@ -56,13 +56,15 @@ async def test_liveness_and_metrics(kube_api: KubeTarget, k8s: client.ApiClient,
                 return await response.text()
 
         text = ""
-        for _ in range(600):
+        labels = f'kind="ComplianceScan",name="probe",namespace="{namespace}"'
+        for _ in range(600):  # this object's own series (other tests may have counted invalid scans)
             text = await scrape()
-            if 'fortress_operator_invalid_specs_total{kind="ComplianceScan"}' in text:
+            counted = 'fortress_operator_reconciles_total{kind="ComplianceScan",result="invalid"}' in text
+            if counted and f"fortress_operator_resource_ready{{{labels}}}" in text:
                 break
             await asyncio.sleep(0.1)
+        assert 'fortress_operator_invalid_specs_total{kind="ComplianceScan"}' in text
         assert 'fortress_operator_reconciles_total{kind="ComplianceScan",result="invalid"}' in text
-        labels = f'kind="ComplianceScan",name="probe",namespace="{namespace}"'
         assert f"fortress_operator_resource_ready{{{labels}}} 0.0" in text
         assert "fortress_operator_reconcile_duration_seconds_bucket" in text
     # the metrics port is closed once the operator stops

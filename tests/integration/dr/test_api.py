@@ -240,3 +240,29 @@ async def test_service_is_pointed_at_one_region_only(
             await point_service(kube, namespace, PrimaryService(name="app"), "p", "10.0.0.1", 5432)
     finally:
         await kube.close()
+
+
+async def test_the_http_api_answers_409_when_the_plan_changed_under_a_failover_request(
+    kube_api: KubeTarget, k8s: client.ApiClient, namespace: str, plan: str
+) -> None:
+    """The same race through ``POST /api/v1/dr/failover``: 409 naming the plan, nothing written."""
+
+    class Racing(BlockingKube):
+        def get(self, resource: Any, namespace: str | None, name: str, subresource: str | None = None) -> Any:
+            found = super().get(resource, namespace, name, subresource)
+            if resource == PLANS:
+                client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "drplans", name, {"metadata": {"labels": {"raced": "http"}}}
+                )
+            return found
+
+    app = create_app(dr_api.ROUTES, TOKENS)
+    await dr_api.setup(app, ApiConfig())
+    app[dr_api.KUBE] = dr_api._Kube(Racing(await asyncio.to_thread(kube_api.cluster)))
+    async with TestClient(TestServer(app)) as http:
+        body = {"namespace": namespace, "plan": plan, "targetRegion": "orders-azure-eastus"}
+        response = await http.post("/api/v1/dr/failover", json=body, headers=_auth("a"))
+        assert response.status == 409, await response.text()
+        answer = await response.json()
+        assert f"DRPlan {namespace}/{plan} changed while the request was written; retry" in answer["message"]
+    assert await asyncio.to_thread(_request_of, k8s, namespace) is None

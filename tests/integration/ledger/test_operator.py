@@ -104,6 +104,10 @@ async def test_ledger_reaches_ready_with_figures_and_missing_secret_is_named(
                 timeout=20,
             )
             assert events[0].type == "Warning" and "lots" in events[0].message
+            # ... and the ledger no longer claims Ready: its projector is a failing check.
+            held = (await wait_for(lambda: _ready(api, namespace, "good", "Unknown"), timeout=20))["status"]
+            ready = next(c for c in held["conditions"] if c["type"] == "Ready")
+            assert ready["reason"] == "CheckFailed" and "projector failed: CorruptStream" in ready["message"]
 
             orphan = (await wait_for(lambda: _ready(api, namespace, "orphan", "False"), timeout=60))["status"]
             ready = next(c for c in orphan["conditions"] if c["type"] == "Ready")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
 from fortress import metrics
@@ -204,3 +205,32 @@ async def test_unconfigured_and_unmigrated_shards_are_reported(pg: PgCluster) ->
     nowhere = Router([], make_router({}, ring).routing)
     with pytest.raises(ShardUnavailable, match="no connection is configured"):
         await nowhere.get("x")
+
+
+async def test_a_changed_shard_dsn_closes_the_old_pool(pg: PgCluster) -> None:
+    """A shard's Secret changes (another DSN): the router closes the old pool; its connections end."""
+    ring = Ring.build(["bare"], virtual_nodes=4)
+    old, new = (f"{pg.dsn()}?application_name=shard-{n}" for n in ("old", "new"))
+    router = Router([ShardEndpoint("bare", old)], make_router({}, ring).routing)
+    admin = await asyncpg.connect(pg.dsn(), timeout=10)
+
+    async def count(application: str) -> int:
+        sql = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
+        return int(await admin.fetchval(sql, application))
+
+    try:
+        with pytest.raises(ShardUnavailable, match="schema missing"):  # a query opens the pool
+            await router.get("x")
+        assert await count("shard-old") >= 1
+        router.update(endpoints=[ShardEndpoint("bare", new)])
+        for _ in range(100):
+            if await count("shard-old") == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert await count("shard-old") == 0
+        with pytest.raises(ShardUnavailable, match="schema missing"):
+            await router.get("x")
+        assert await count("shard-new") >= 1
+    finally:
+        await router.close()
+        await admin.close()

@@ -30,6 +30,22 @@ def test_cross_field_rule_names_the_field(path: Path) -> None:
     field = _expected_field(path)
     assert any(issue.field == field for issue in validated.issues), validated.message()
     assert field in validated.message()
+    for line in path.read_text().splitlines():
+        if line.startswith("# expect-message:"):  # the message says what is wrong, not only where
+            assert line.split(":", 1)[1].strip() in validated.message(), validated.message()
+
+
+REFERENCES = sorted((Path(__file__).parents[2] / "invalid" / "references").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", REFERENCES, ids=[p.name for p in REFERENCES])
+def test_a_missing_reference_case_is_a_valid_spec(path: Path) -> None:
+    """These pass the schema and every cross-field rule: only the missing object makes them fail."""
+    doc = yaml.safe_load(path.read_text())
+    assert schema_errors(doc, CRDS) == []
+    validated = validate_spec(BY_KIND[doc["kind"]], doc["spec"])
+    assert validated.valid, validated.message()
+    assert any(line.startswith("# expect-reason:") for line in path.read_text().splitlines())
 
 
 def test_schema_errors_are_reported_with_paths_too() -> None:

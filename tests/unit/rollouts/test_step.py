@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from fortress.adapters.kube import CONFIGMAPS, DEPLOYMENTS, SERVICES, Resource
 from fortress.api.canaryrollout import CanaryRolloutSpec, CanaryRolloutStatus, FlagState, MetricResult
 from fortress.core import merge
-from fortress.core.outcome import ConditionUpdate, EventNote
+from fortress.core.outcome import ConditionUpdate, EventNote, Outcome
 from fortress.rollouts import act, history, observe, status
 from fortress.rollouts.model import DesiredDeployment, Plan, Traffic
 from tests.unit.rollouts.harness import REV, template
@@ -333,7 +333,7 @@ class FakePools:
         self.error = error
         self.asked: list[str] = []
 
-    async def get(self, dsn: str) -> Any:
+    async def hold(self, _owner: tuple[str, ...], dsn: str) -> Any:
         self.asked.append(dsn)
         if self.error is not None:
             raise self.error
@@ -396,3 +396,33 @@ async def test_history_is_synced_once_per_state(monkeypatch: pytest.MonkeyPatch)
         logger,
     )
     assert synced == ["Progressing", "Succeeded"]
+
+
+async def test_a_missing_history_secret_is_ready_false_naming_the_secret_and_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def sync(_pool: Any, **_: Any) -> list[str]:
+        return []
+
+    monkeypatch.setattr(history.store, "sync", sync)
+    logger = logging.getLogger("test.rollouts")
+    state = CanaryRolloutStatus(phase="Progressing")
+    recorder = history.HistoryRecorder()
+    waiting = Outcome(False, "WaitingForPods", "canary pods not available yet", "Progressing")
+    missing: Any = FakeServices(None)
+    [problem] = await recorder.sync(missing, spec(**WITH_DB), state, ("shop", "web"), None, logger)
+    shown = history.reported(waiting, spec(**WITH_DB), recorder)
+    assert (shown.ready, shown.reason) == (False, "SecretNotFound")
+    assert "Secret shop/rollouts-db not found" in shown.message and "key 'dsn'" in shown.message
+    (condition,) = [c for c in shown.conditions if c.type == "HistoryRecorded"]
+    assert (condition.status, condition.reason) == (False, "SecretNotFound")
+    assert "rollouts-db" in condition.message and "'dsn'" in condition.message
+    assert history.notes((problem,))[0].reason == "HistoryNotRecorded"
+
+    present: Any = FakeServices(DSN)
+    await recorder.sync(present, spec(**WITH_DB), state, ("shop", "web"), None, logger)
+    recovered = history.reported(waiting, spec(**WITH_DB), recorder)
+    assert recovered.reason == "WaitingForPods"
+    (condition,) = [c for c in recovered.conditions if c.type == "HistoryRecorded"]
+    assert condition.status is True
+    assert history.reported(waiting, spec(), recorder) == waiting  # no database: no condition

@@ -61,3 +61,11 @@ def test_a_probe_error_names_the_secret_never_the_dsn(error: Exception, expected
     assert probe_error(ShardTimeout("x", "no answer within 1s"), None) == (
         "ShardTimeout: shard x is unavailable: no answer within 1s"
     )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(12.34, "12.3s"), (0.1, "0.1s"), (0.04, "40ms"), (0.0004, "1ms"), (0.0, "1ms")]
+)
+def test_a_circuit_never_says_retry_in_zero_seconds(seconds: float, text: str) -> None:
+    message = str(CircuitOpen("shard-a", seconds))
+    assert message.endswith(f"retry in {text}") and "0.0s" not in message
