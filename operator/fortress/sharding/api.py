@@ -17,7 +17,8 @@ or ``$FORTRESS_SHARD_CONFIG`` (mount it from a Secret, since it holds DSNs)::
 
 Status codes: 200 OK; 400 malformed key, value or body; 401/403 from the HTTP core; 404 unknown key (or
 a transfer naming one); 409 ``ifVersion`` mismatch, lock conflict or a transaction aborted (retry);
-422 business rule (insufficient funds, not a balance); 503 shard unavailable, circuit open, prepared
+415 body not JSON; 422 business rule (insufficient funds, not a balance), a NUL character or ``ifVersion``
+above the bigint range; 503 shard unavailable, circuit open, prepared
 transactions disabled on a shard, outcome in doubt, or sharding not configured. Scopes: read for GET,
 write for PUT, DELETE and transactions. Keys travel percent-encoded in the path (a ``/`` as ``%2F``).
 """
@@ -63,6 +64,7 @@ log = logging.getLogger("fortress.sharding.api")
 
 
 SERVICE: Final = web.AppKey("sharding", ShardService)
+MAX_VERSION: Final = 2**63 - 1  # versions are PostgreSQL bigint
 
 
 async def setup(app: web.Application, config: ApiConfig) -> None:
@@ -93,7 +95,10 @@ class SetValue(Wire):
 
     value: Any = Field(description="Any JSON value.")
     if_version: StrictInt | None = Field(
-        default=None, ge=0, description="Only write when the key is at this version (0: only when absent)."
+        default=None,
+        ge=0,
+        description="Only write when the key is at this version (0: only when absent).",
+        json_schema_extra={"maximum": MAX_VERSION},
     )
 
 
@@ -194,6 +199,13 @@ async def get_key(request: web.Request, _: Any) -> KeyRecord:
 
 async def put_key(request: web.Request, body: SetValue) -> KeyRecord:
     router, _coordinator = request.app[SERVICE].require()
+    if body.if_version is not None and body.if_version > MAX_VERSION:
+        raise ApiError(
+            422,
+            "out_of_range",
+            f"ifVersion must be at most {MAX_VERSION}",
+            [{"field": "ifVersion", "message": f"above the largest version {MAX_VERSION}"}],
+        )
     try:
         return _record(await router.set(_key(request), body.value, expected_version=body.if_version))
     except ShardingError as error:
@@ -256,7 +268,7 @@ ROUTES: list[Route] = [
         TAG,
         body=SetValue,
         response=KeyRecord,
-        errors=(409, 503),
+        errors=(409, 422, 503),
     ),
     Route(
         "DELETE",
