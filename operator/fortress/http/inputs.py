@@ -4,16 +4,18 @@ Every refusal is an ``ApiError`` (4xx JSON naming the field), never a 500 and ne
 * a write whose ``Content-Type`` is missing or not JSON is 415 ``unsupported_media_type``;
 * a body that is not JSON, or nested deeper than ``MAX_DEPTH`` levels, is 400 ``bad_request``
   (Python's parser would otherwise raise ``RecursionError`` on very deep input);
-* a NUL character (``\\u0000``) in any string or object key of the body, a path parameter or a query
-  parameter is 422 ``invalid_character`` naming it: PostgreSQL cannot store NUL in text or jsonb.
+* a NUL character (``\\u0000``) or an unpaired surrogate (``\\ud800``) in any string or object key of the
+  body, a path parameter or a query parameter is 422 ``invalid_character`` naming it: PostgreSQL
+  cannot store NUL in text or jsonb, and a lone surrogate is not UTF-8.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from aiohttp import web
+from pydantic import BeforeValidator, StrictInt
 
 from fortress.http.errors import ApiError, bad_request
 
@@ -31,13 +33,22 @@ def unsupported_media_type(found: str | None) -> ApiError:
     )
 
 
-def invalid_character(field: str) -> ApiError:
+def invalid_character(field: str, what: str = "a NUL character (\\u0000)") -> ApiError:
     return ApiError(
         422,
         "invalid_character",
-        f"{field} contains a NUL character (\\u0000), which cannot be stored",
-        [{"field": field, "message": "must not contain NUL (\\u0000)"}],
+        f"{field} contains {what}, which cannot be stored",
+        [{"field": field, "message": f"must not contain {what}"}],
     )
+
+
+def _check_text(text: str, field: str) -> None:
+    if NUL in text:
+        raise invalid_character(field)
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # JSON allows "\\ud800" alone; UTF-8 (and PostgreSQL) does not
+        raise invalid_character(field, "an unpaired surrogate") from None
 
 
 def require_json(request: web.Request) -> None:
@@ -60,8 +71,7 @@ def check_tree(value: Any) -> None:
     while stack:
         item, path, depth = stack.pop()
         if isinstance(item, str):
-            if NUL in item:
-                raise invalid_character(path or "<body>")
+            _check_text(item, path or "<body>")
             continue
         if not isinstance(item, dict | list):
             continue
@@ -72,11 +82,14 @@ def check_tree(value: Any) -> None:
             )
         if isinstance(item, dict):
             for key, child in item.items():
-                if NUL in key:
-                    raise invalid_character(_join(path, key.replace(NUL, "\\u0000")))
+                _check_text(key, _join(path, _shown(key)))
                 stack.append((child, _join(path, key), depth + 1))
         else:
             stack.extend((child, _join(path, index), depth + 1) for index, child in enumerate(item))
+
+
+def _shown(name: str) -> str:
+    return name.replace(NUL, "\\u0000").encode(errors="backslashreplace").decode()
 
 
 def decode_json(raw: bytes) -> Any:
@@ -97,8 +110,14 @@ def decode_json(raw: bytes) -> Any:
 def check_parameters(request: web.Request) -> None:
     """422 naming the first path or query parameter that holds a NUL character."""
     for name, value in request.match_info.items():
-        if NUL in value:
-            raise invalid_character(name)
+        _check_text(value, name)
     for name, value in request.query.items():
-        if NUL in name or NUL in value:
-            raise invalid_character(name.replace(NUL, "\\u0000"))
+        _check_text(name + value, _shown(name))
+
+
+def _integral(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# An integer as JSON Schema defines it: 5 and 5.0 (a number without fraction) are, "5" and true are not.
+JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]

@@ -26,6 +26,9 @@ _ERROR_TEXT = {
 }
 
 
+_PATH_STRING: dict[str, Any] = {"type": "string", "minLength": 1}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
@@ -57,16 +60,29 @@ def document(routes: Iterable[Route], title: str = "Fortress API") -> dict[str, 
                 }
             },
         }
+        string: dict[str, Any] = {"type": "string"}
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+            {"name": name, "in": "path", "required": True, "schema": route.schemas.get(name, _PATH_STRING)}
             for name in re.findall(r"{(\w+)}", route.path)
         ]
         parameters += [
-            {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+            {
+                "name": n,
+                "in": "query",
+                "required": False,
+                "description": d,
+                "schema": route.schemas.get(n, string),
+            }
             for n, d in route.query.items()
         ]
         parameters += [
-            {"name": n, "in": "header", "required": False, "description": d, "schema": {"type": "string"}}
+            {
+                "name": n,
+                "in": "header",
+                "required": False,
+                "description": d,
+                "schema": route.schemas.get(n, string),
+            }
             for n, d in route.headers.items()
         ]
         if parameters:

@@ -25,7 +25,7 @@ from typing import Any, Final, Literal
 
 import asyncpg
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from fortress.adapters.postgres import open_pool
@@ -34,6 +34,7 @@ from fortress.http.app import validation_details
 from fortress.http.auth import Scope
 from fortress.http.database import bounded, database_error, is_database_error
 from fortress.http.errors import ApiError, bad_request, conflict, not_found, unavailable, unprocessable
+from fortress.http.inputs import JsonInt
 from fortress.http.routing import Route
 from fortress.http.server import ApiConfig
 from fortress.ledger import events as ev
@@ -73,11 +74,46 @@ class Wire(BaseModel):
 
 # --- request bodies ----------------------------------------------------------------------------
 
-Amount = StrictInt
+Amount = JsonInt
+
+
+def _command_variants(schema: dict[str, Any]) -> None:
+    """The documented schema: one variant per command type, each with the exact shape of its data."""
+    common = {k: v for k, v in schema.pop("properties").items() if k not in ("type", "data")}
+    schema.pop("required", None)
+    schema.pop("additionalProperties", None)
+    schema["oneOf"] = [
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                **common,
+                "type": {"enum": list(types)},
+                "data": model.model_json_schema(by_alias=True),
+            },
+            "required": ["aggregateId", "type", "data"],
+        }
+        for types, model in (
+            (("purchase", "refund"), _AmountData),
+            (("reserve", "consume"), _ReservationAmountData),
+            (("release",), _ReservationData),
+            (("adjust",), _AdjustData),
+        )
+    ]
+
+
+NO_NUL: Final = r"^[^\u0000]*$"  # documents the 422 for NUL characters (fortress.http.inputs)
 
 
 class CommandRequest(Wire):
     """A command for one tenant's account."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra=lambda schema: _command_variants(schema),
+    )
 
     aggregate_id: str = Field(pattern=ev.ID_PATTERN, description="The tenant whose account this is for.")
     type: Literal["purchase", "reserve", "release", "consume", "refund", "adjust"] = Field(
@@ -88,7 +124,7 @@ class CommandRequest(Wire):
         description="purchase/refund: {amount}; reserve/consume: {reservationId, amount}; "
         "release: {reservationId}; adjust: {delta, reason}. Amounts are integers > 0.",
     )
-    expected_version: StrictInt | None = Field(
+    expected_version: JsonInt | None = Field(
         default=None, ge=0, le=MAX_VERSION, description="Fail with 409 unless the account is at this version."
     )
 
@@ -106,8 +142,8 @@ class _ReservationAmountData(_ReservationData):
 
 
 class _AdjustData(Wire):
-    delta: StrictInt = Field(ge=-ev.MAX_AMOUNT, le=ev.MAX_AMOUNT)
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    delta: JsonInt = Field(ge=-ev.MAX_AMOUNT, le=ev.MAX_AMOUNT, json_schema_extra={"not": {"const": 0}})
+    reason: str = Field(min_length=1, max_length=MAX_REASON, json_schema_extra={"pattern": NO_NUL})
 
 
 def to_command(request: CommandRequest) -> ev.Command:
@@ -140,11 +176,21 @@ class ReplayRequest(Wire):
     """Which state of an account to rebuild from its events."""
 
     aggregate_id: str = Field(pattern=ev.ID_PATTERN, description="The tenant's account.")
-    as_of: dt.datetime | None = Field(default=None, description="The state as it was at this time.")
-    version: StrictInt | None = Field(
+    as_of: dt.datetime | None = Field(
+        default=None,
+        description="The state as it was at this time (RFC 3339, 0001-01-02 to 9999-12-30 UTC).",
+    )
+    version: JsonInt | None = Field(
         default=None, ge=0, le=MAX_VERSION, description="The state at this version."
     )
     use_snapshots: StrictBool = Field(default=True, description="Start from the latest usable snapshot.")
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _as_of_is_text(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise ValueError("asOf must be an RFC 3339 date-time string")
+        return value
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -205,14 +251,18 @@ class BalanceResponse(Wire):
 class HistoryResponse(Wire):
     tenant_id: str
     events: list[EventOut]
-    next_after: int | None = Field(description="Pass as ?after= for the next page; null on the last page.")
+    next_after: int | None = Field(
+        default=None, description="Pass as ?after= for the next page; absent on the last page."
+    )
 
 
 class ReplayResponse(Wire):
     aggregate_id: str
     state: AccountOut
-    as_of: dt.datetime | None
-    snapshot_version: int | None = Field(description="The snapshot the replay started from, if any.")
+    as_of: dt.datetime | None = Field(default=None, description="The asOf asked for, in UTC.")
+    snapshot_version: int | None = Field(
+        default=None, description="The snapshot the replay started from; absent when none."
+    )
     events_replayed: int
 
 
@@ -461,6 +511,7 @@ async def replay(request: web.Request, body: ReplayRequest) -> ReplayResponse:
     )
 
 
+TENANT_SCHEMA: Final = {"type": "string", "pattern": ev.ID_PATTERN}
 ROUTES: list[Route] = [
     Route(
         "POST",
@@ -474,6 +525,7 @@ ROUTES: list[Route] = [
         status=201,
         errors=(404, 409, 422, 503),
         headers={IDEMPOTENCY_HEADER: "Repeat a request safely: same key and body returns the first result."},
+        schemas={IDEMPOTENCY_HEADER: {"type": "string", "pattern": _KEY.pattern}},
     ),
     Route(
         "GET",
@@ -484,6 +536,7 @@ ROUTES: list[Route] = [
         TAG,
         response=BalanceResponse,
         errors=(400, 404, 503),
+        schemas={"tenant": TENANT_SCHEMA},
     ),
     Route(
         "GET",
@@ -495,6 +548,11 @@ ROUTES: list[Route] = [
         response=HistoryResponse,
         errors=(400, 404, 503),
         query={"after": "Only events after this version (default 0).", "limit": "Page size, 1 to 1000."},
+        schemas={
+            "tenant": TENANT_SCHEMA,
+            "after": {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
+            "limit": {"type": "integer", "minimum": 1, "maximum": HISTORY_LIMIT},
+        },
     ),
     Route(
         "POST",

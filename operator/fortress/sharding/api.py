@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from aiohttp import web
-from pydantic import Field, StrictInt
+from pydantic import Field
 
 from fortress.http.auth import Scope
 from fortress.http.errors import ApiError, bad_request
+from fortress.http.inputs import JsonInt
 from fortress.http.routing import Route
 from fortress.http.server import ApiConfig
 from fortress.sharding.errors import (
@@ -94,7 +95,7 @@ class SetValue(Wire):
     """The value to store under a key."""
 
     value: Any = Field(description="Any JSON value.")
-    if_version: StrictInt | None = Field(
+    if_version: JsonInt | None = Field(
         default=None,
         ge=0,
         description="Only write when the key is at this version (0: only when absent).",
@@ -121,7 +122,7 @@ class TransferOperation(Wire):
     type: Literal["transfer"]
     source: str = Field(alias="from", min_length=1, max_length=512, description="Key debited.")
     target: str = Field(alias="to", min_length=1, max_length=512, description="Key credited.")
-    amount: StrictInt = Field(gt=0, le=2**53, description="A positive integer.")
+    amount: JsonInt = Field(gt=0, le=2**53, description="A positive integer.")
 
 
 class SetOperation(Wire):
