@@ -15,7 +15,7 @@ import json
 from typing import Annotated, Any, Final
 
 from aiohttp import web
-from pydantic import BeforeValidator, StrictInt
+from pydantic import BeforeValidator, Field, StrictInt
 
 from fortress.http.errors import ApiError, bad_request
 
@@ -121,3 +121,9 @@ def _integral(value: Any) -> Any:
 
 # An integer as JSON Schema defines it: 5 and 5.0 (a number without fraction) are, "5" and true are not.
 JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
+
+
+def json_int(**constraints: int) -> Any:
+    """``JsonInt`` with ``ge``/``le``/``gt`` inside the type, as an optional field needs them to appear
+    in the JSON schema as ``minimum``/``maximum`` (``Field(ge=...)`` on ``JsonInt | None`` does not)."""
+    return Annotated[StrictInt, Field(**constraints), BeforeValidator(_integral)]  # type: ignore[arg-type]

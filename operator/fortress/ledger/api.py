@@ -34,7 +34,7 @@ from fortress.http.app import validation_details
 from fortress.http.auth import Scope
 from fortress.http.database import bounded, database_error, is_database_error
 from fortress.http.errors import ApiError, bad_request, conflict, not_found, unavailable, unprocessable
-from fortress.http.inputs import JsonInt
+from fortress.http.inputs import JsonInt, json_int
 from fortress.http.routing import Route
 from fortress.http.server import ApiConfig
 from fortress.ledger import events as ev
@@ -124,8 +124,8 @@ class CommandRequest(Wire):
         description="purchase/refund: {amount}; reserve/consume: {reservationId, amount}; "
         "release: {reservationId}; adjust: {delta, reason}. Amounts are integers > 0.",
     )
-    expected_version: JsonInt | None = Field(
-        default=None, ge=0, le=MAX_VERSION, description="Fail with 409 unless the account is at this version."
+    expected_version: json_int(ge=0, le=MAX_VERSION) | None = Field(  # type: ignore[valid-type]
+        default=None, description="Fail with 409 unless the account is at this version."
     )
 
 
@@ -180,8 +180,8 @@ class ReplayRequest(Wire):
         default=None,
         description="The state as it was at this time (RFC 3339, 0001-01-02 to 9999-12-30 UTC).",
     )
-    version: JsonInt | None = Field(
-        default=None, ge=0, le=MAX_VERSION, description="The state at this version."
+    version: json_int(ge=0, le=MAX_VERSION) | None = Field(  # type: ignore[valid-type]
+        default=None, description="The state at this version."
     )
     use_snapshots: StrictBool = Field(default=True, description="Start from the latest usable snapshot.")
 
