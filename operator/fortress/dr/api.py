@@ -245,6 +245,8 @@ async def dr_health(request: web.Request, _: Any) -> Health:
 
 
 _QUERY = {"namespace": "Namespace of the plans (default: default)."}
+_NAMESPACE = {"type": "string", "pattern": DNS_LABEL_PATTERN, "maxLength": 63}
+_PLAN = {"type": "string", "pattern": DNS_SUBDOMAIN_PATTERN, "maxLength": 253}
 
 ROUTES: list[Route] = [
     Route(
@@ -269,6 +271,7 @@ ROUTES: list[Route] = [
         response=StatusList,
         errors=(400, 404, 503),
         query={**_QUERY, "plan": "One plan (default: every plan of the namespace)."},
+        schemas={"namespace": _NAMESPACE, "plan": _PLAN},
     ),
     Route(
         "GET",
@@ -280,6 +283,7 @@ ROUTES: list[Route] = [
         response=Health,
         errors=(400, 503),
         query=_QUERY,
+        schemas={"namespace": _NAMESPACE},
     ),
 ]
 

@@ -123,7 +123,7 @@ def _integral(value: Any) -> Any:
 JsonInt = Annotated[StrictInt, BeforeValidator(_integral)]
 
 
-def json_int(**constraints: int) -> Any:
-    """``JsonInt`` with ``ge``/``le``/``gt`` inside the type, as an optional field needs them to appear
-    in the JSON schema as ``minimum``/``maximum`` (``Field(ge=...)`` on ``JsonInt | None`` does not)."""
-    return Annotated[StrictInt, Field(**constraints), BeforeValidator(_integral)]  # type: ignore[arg-type]
+def json_int(ge: int | None = None, le: int | None = None) -> Any:
+    """``JsonInt`` with ``ge``/``le`` inside the type, as an optional field needs them to appear in
+    the JSON schema as ``minimum``/``maximum`` (``Field(ge=...)`` on ``JsonInt | None`` does not)."""
+    return Annotated[StrictInt, Field(ge=ge, le=le), BeforeValidator(_integral)]

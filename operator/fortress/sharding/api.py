@@ -35,6 +35,7 @@ from typing import Annotated, Any, Final, Literal
 
 from aiohttp import web
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from fortress.http.auth import Scope
 from fortress.http.errors import ApiError, bad_request
@@ -67,14 +68,14 @@ log = logging.getLogger("fortress.sharding.api")
 SERVICE: Final = web.AppKey("sharding", ShardService)
 MAX_VERSION: Final = 2**63 - 1  # versions are PostgreSQL bigint
 # A key (see router.validate_key): 1 to 512 UTF-8 bytes, no control characters
-KEY_SCHEMA: Final = {
+KEY_SCHEMA: Final[JsonDict] = {
     "type": "string",
     "minLength": 1,
     "maxLength": 512,
     "pattern": r"^[^\u0000-\u001f\u007f]+$",
     "description": "At most 512 UTF-8 bytes, no control characters.",
 }
-_KEY_FIELD: Final = {k: v for k, v in KEY_SCHEMA.items() if k == "pattern"}
+_KEY_FIELD: Final[JsonDict] = {k: v for k, v in KEY_SCHEMA.items() if k == "pattern"}
 
 
 async def setup(app: web.Application, config: ApiConfig) -> None:
