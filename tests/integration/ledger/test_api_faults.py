@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -364,3 +365,40 @@ async def test_store_is_reused_after_connect(pg: PgCluster, db: Any) -> None:
         assert all(isinstance(s, EventStore) and s is stores[0] for s in stores)
     finally:
         await service.close()
+
+
+async def test_the_fortress_api_process_answers_json_and_stops_on_sigterm(
+    pg: PgCluster, db: Any, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text("tokens: [{name: w, token: w-tok, scopes: [write]}]\n")
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fortress", "api", "--host", "127.0.0.1", "--port", str(port),
+        "--tokens", str(tokens), "--dsn", pg.dsn(), "--connect-timeout", "2", "--statement-timeout", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError):
+                status, _, _ = await raw_request(
+                    port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                )
+                break
+            await asyncio.sleep(0.05)
+        assert status == 200
+        long_url = b"GET /api/v1/credits/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        status, headers, body = await raw_request(port, long_url)
+        assert status == 400 and headers["content-type"].startswith("application/json")
+        assert json.loads(body)["error"] == "line_too_long"
+        text = b'{"aggregateId": "acme", "type": "purchase", "data": {"amount": 5}}'
+        plain = (
+            b"POST /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer w-tok\r\nConnection: close\r\n"
+            b"Content-Type: text/plain\r\nContent-Length: " + str(len(text)).encode() + b"\r\n\r\n" + text
+        )
+        status, _, body = await raw_request(port, plain)
+        assert (status, json.loads(body)["error"]) == (415, "unsupported_media_type")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, output.decode(errors="replace")[-2000:]
