@@ -175,6 +175,18 @@ def to_command(request: CommandRequest) -> ev.Command:
 class ReplayRequest(Wire):
     """Which state of an account to rebuild from its events."""
 
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        json_schema_extra={  # asOf or version, not both (400)
+            "not": {
+                "required": ["asOf", "version"],
+                "properties": {"asOf": {"type": "string"}, "version": {"type": "integer"}},
+            }
+        },
+    )
+
     aggregate_id: str = Field(pattern=ev.ID_PATTERN, description="The tenant's account.")
     as_of: dt.datetime | None = Field(
         default=None,
