@@ -38,7 +38,8 @@ def error_body(status: int, exc: BaseException | None) -> dict[str, str]:
     if isinstance(exc, InvalidHeader):
         return {"error": "invalid_header", "message": "a request header is malformed"}
     reason = exc.message if isinstance(exc, HttpProcessingError) else HTTPStatus(status).phrase
-    return {"error": "bad_request", "message": f"malformed HTTP request: {str(reason)[:200]}"}
+    text = " ".join(str(reason).split())[:200]
+    return {"error": "bad_request", "message": f"malformed HTTP request: {text}"}
 
 
 class JsonErrorHandler(RequestHandler):
