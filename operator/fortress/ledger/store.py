@@ -13,11 +13,16 @@ expected version ahead of the stream fails as well (the row is given version -1,
 CHECK rejects, failing the whole statement). ``retry_on_conflict`` re-runs a load-decide-append
 attempt with bounded exponential backoff and full jitter (random source and sleep injectable).
 
-Idempotency keys. The same statement first reserves the key in ``event_idempotency_keys`` with the
+Idempotency keys. The append statement reserves the key in ``event_idempotency_keys`` with the
 request's hash and ``expires_at = now() + ttl`` (ttl >= 24 h); the trigger then binds it to the
-event. A key already bound fails the statement (unique_violation on the key) and nothing is written;
-``EventStore.execute`` then answers from the first request when the hashes match, and raises
-``IdempotencyConflict`` when they differ. Expired keys are deleted by ``purge_expired_keys``.
+event. A key already bound fails the statement (unique_violation on the key) and nothing is written.
+``EventStore.execute`` runs a keyed command in one transaction that first claims the key (inserts it
+unbound), then loads, decides and appends: a concurrent request with the same key blocks on that
+row until the first commits (then it answers from the first request when the hashes match, and
+raises ``IdempotencyConflict`` when they differ) or rolls back (then it runs itself). So a repeat
+that overlaps the original never decides on its own (no ``reservation_exists`` for a repeated
+reserve). Commands without a key stay one autocommit statement. Expired keys are deleted by
+``purge_expired_keys``.
 
 Global position: no gaps for projections, no skipped events.
   ``global_position`` comes from the sequence of migration 000001, so writers never wait for each
