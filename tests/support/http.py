@@ -20,7 +20,7 @@ from aiohttp.test_utils import BaseTestServer, TestServer
 from fortress.http.runner import JsonRunner
 
 FUZZ_EXAMPLES_ENV = "FORTRESS_FUZZ_EXAMPLES"
-DEFAULT_FUZZ_EXAMPLES = 25  # per operation: the ledger, shard and DR fuzz runs stay under ~2 minutes
+DEFAULT_FUZZ_EXAMPLES = 50  # per operation: the ledger, shard and DR fuzz runs take about a minute
 
 
 class JsonTestServer(TestServer):
