@@ -35,8 +35,25 @@ class Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+def _differing(action: str, other: str) -> dict[str, Any]:
+    return {
+        "required": ["action", "type"],
+        "properties": {"action": {"const": action}, "type": {"const": other}},
+    }
+
+
 class FailoverBody(Wire):
     """A manual failover (now) or planned switchover (after zero lag) to one region of a plan."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        # action and its deprecated name type must agree when both are given (400)
+        json_schema_extra={
+            "not": {"anyOf": [_differing("failover", "switchover"), _differing("switchover", "failover")]}
+        },
+    )
 
     namespace: str = Field(
         default="default", pattern=DNS_LABEL_PATTERN, max_length=63, description="Namespace of the plan."
