@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from fortress import metrics
 from fortress.http.auth import TokenStore
+from fortress.http.runner import serve
 from fortress.http.server import OPENAPI_PATH, ApiConfig, build_app, openapi_text
 from fortress.settings import Settings
 
@@ -37,6 +37,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="ShardCluster routing config (FORTRESS_SHARD_CONFIG; see fortress.sharding.api)",
     )
     parser.add_argument(
+        "--connect-timeout",
+        type=_seconds,
+        default=os.environ.get("FORTRESS_API_CONNECT_TIMEOUT") or "5",
+        help="seconds to open a database connection before answering 503 (FORTRESS_API_CONNECT_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--statement-timeout",
+        type=_seconds,
+        default=os.environ.get("FORTRESS_API_STATEMENT_TIMEOUT") or "10",
+        help="seconds a request may spend in the database before 503 (FORTRESS_API_STATEMENT_TIMEOUT)",
+    )
+    parser.add_argument(
         "--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port (0: off)"
     )
     parser.add_argument("--openapi", action="store_true", help="print the OpenAPI document and exit")
@@ -45,6 +57,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--check-openapi", action="store_true", help="exit 1 when the checked-in document drifted"
     )
     parser.set_defaults(func=_run)
+
+
+def _seconds(text: str) -> float:
+    """A timeout in seconds, from 0.1 to 3600."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be from 0.1 to 3600 seconds, got {text}")
+    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,10 +96,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: cannot load tokens from {args.tokens}: {error}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = ApiConfig(database_dsn=args.dsn, shard_config=args.shard_config)
+    config = ApiConfig(
+        database_dsn=args.dsn,
+        shard_config=args.shard_config,
+        connect_timeout=args.connect_timeout,
+        statement_timeout=args.statement_timeout,
+    )
     server = metrics.serve(args.metrics_port) if args.metrics_port else None
     try:
-        web.run_app(build_app(config, tokens), host=args.host, port=args.port, print=None)
+        asyncio.run(serve(build_app(config, tokens), args.host, args.port))
     finally:
         if server is not None:
             server.stop()

@@ -35,8 +35,25 @@ class Wire(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+def _differing(action: str, other: str) -> dict[str, Any]:
+    return {
+        "required": ["action", "type"],
+        "properties": {"action": {"const": action}, "type": {"const": other}},
+    }
+
+
 class FailoverBody(Wire):
     """A manual failover (now) or planned switchover (after zero lag) to one region of a plan."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        # action and its deprecated name type must agree when both are given (400)
+        json_schema_extra={
+            "not": {"anyOf": [_differing("failover", "switchover"), _differing("switchover", "failover")]}
+        },
+    )
 
     namespace: str = Field(
         default="default", pattern=DNS_LABEL_PATTERN, max_length=63, description="Namespace of the plan."
@@ -245,6 +262,8 @@ async def dr_health(request: web.Request, _: Any) -> Health:
 
 
 _QUERY = {"namespace": "Namespace of the plans (default: default)."}
+_NAMESPACE = {"type": "string", "pattern": DNS_LABEL_PATTERN, "maxLength": 63}
+_PLAN = {"type": "string", "pattern": DNS_SUBDOMAIN_PATTERN, "maxLength": 253}
 
 ROUTES: list[Route] = [
     Route(
@@ -269,6 +288,7 @@ ROUTES: list[Route] = [
         response=StatusList,
         errors=(400, 404, 503),
         query={**_QUERY, "plan": "One plan (default: every plan of the namespace)."},
+        schemas={"namespace": _NAMESPACE, "plan": _PLAN},
     ),
     Route(
         "GET",
@@ -280,6 +300,7 @@ ROUTES: list[Route] = [
         response=Health,
         errors=(400, 503),
         query=_QUERY,
+        schemas={"namespace": _NAMESPACE},
     ),
 ]
 

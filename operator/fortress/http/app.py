@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 
 from fortress import metrics
 from fortress.http.auth import Principal, TokenStore
-from fortress.http.errors import ApiError, bad_request
+from fortress.http.errors import RETRY_AFTER_SECONDS, ApiError, bad_request
+from fortress.http.inputs import check_parameters, decode_json, require_json
 from fortress.http.openapi import document
 from fortress.http.routing import Route
 
@@ -25,8 +26,13 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def _json_response(status: int, payload: Any) -> web.Response:
-    return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
+def _json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
+    response = web.Response(
+        status=status, text=json.dumps(payload), content_type="application/json", headers=headers
+    )
+    if status == 503 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def validation_details(error: ValidationError) -> list[dict[str, Any]]:
@@ -36,14 +42,11 @@ def validation_details(error: ValidationError) -> list[dict[str, Any]]:
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
-    """The request body as ``model``; 400 naming the fields when it is malformed or invalid."""
+    """The request body as ``model``; 415 unless JSON, 400 naming the fields when malformed or invalid."""
+    require_json(request)
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "payload_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
-    raw = await request.read()
-    try:
-        data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise bad_request(f"request body is not valid JSON: {error}") from None
+    data = decode_json(await request.read())
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -56,6 +59,7 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             principal = request.app[TOKENS].authenticate(request.headers.get("Authorization"))
             TokenStore.require(principal, route.scope)
             request[PRINCIPAL] = principal
+        check_parameters(request)
         body = await parse_body(request, route.body) if route.body is not None else None
         result = await route.handler(request, body)
         if isinstance(result, web.StreamResponse):
@@ -78,10 +82,12 @@ async def errors_and_metrics(
     try:
         response = await handler(request)
     except ApiError as error:
-        response = _json_response(error.status, error.body())
-    except web.HTTPException as error:  # aiohttp's own 404/405 for unknown paths and methods
-        code = error.reason.lower().replace(" ", "_")
-        response = _json_response(error.status, {"error": code, "message": f"{error.reason}: {request.path}"})
+        response = _json_response(error.status, error.body(), error.headers)
+    except web.HTTPException as error:  # aiohttp's own 404/405 for unknown paths and methods, 413
+        code = "payload_too_large" if error.status == 413 else error.reason.lower().replace(" ", "_")
+        allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        message = f"{error.reason}: {request.path}"
+        response = _json_response(error.status, {"error": code, "message": message}, allow)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         response = _json_response(500, {"error": "internal", "message": "internal error; see the server log"})

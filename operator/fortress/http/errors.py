@@ -19,13 +19,19 @@ class ApiError(Exception):
     """An error with its HTTP status; raised by handlers and turned into a JSON response."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return ErrorBody(error=self.code, message=self.message, details=self.details).model_dump(
@@ -57,5 +63,9 @@ def unprocessable(code: str, message: str) -> ApiError:
     return ApiError(422, code, message)
 
 
-def unavailable(code: str, message: str) -> ApiError:
-    return ApiError(503, code, message)
+RETRY_AFTER_SECONDS = 1
+
+
+def unavailable(code: str, message: str, retry_after: int = RETRY_AFTER_SECONDS) -> ApiError:
+    """503 with ``Retry-After``: the request may succeed when repeated later."""
+    return ApiError(503, code, message, headers={"Retry-After": str(retry_after)})

@@ -20,9 +20,13 @@ _ERROR_TEXT = {
     404: "Not found",
     409: "Conflict",
     413: "Payload too large",
-    422: "Business rule violated",
+    415: "Body not sent as application/json",
+    422: "Business rule violated, or a value that cannot be stored (e.g. a NUL character)",
     503: "Unavailable",
 }
+
+
+_PATH_STRING: dict[str, Any] = {"type": "string", "minLength": 1}
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -56,16 +60,29 @@ def document(routes: Iterable[Route], title: str = "Fortress API") -> dict[str, 
                 }
             },
         }
+        string: dict[str, Any] = {"type": "string"}
         parameters = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+            {"name": name, "in": "path", "required": True, "schema": route.schemas.get(name, _PATH_STRING)}
             for name in re.findall(r"{(\w+)}", route.path)
         ]
         parameters += [
-            {"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
+            {
+                "name": n,
+                "in": "query",
+                "required": False,
+                "description": d,
+                "schema": route.schemas.get(n, string),
+            }
             for n, d in route.query.items()
         ]
         parameters += [
-            {"name": n, "in": "header", "required": False, "description": d, "schema": {"type": "string"}}
+            {
+                "name": n,
+                "in": "header",
+                "required": False,
+                "description": d,
+                "schema": route.schemas.get(n, string),
+            }
             for n, d in route.headers.items()
         ]
         if parameters:
@@ -77,7 +94,9 @@ def document(routes: Iterable[Route], title: str = "Fortress API") -> dict[str, 
             }
         statuses = set(route.errors)
         if route.body is not None:
-            statuses |= {400}
+            statuses |= {400, 413, 415, 422}  # see fortress.http.inputs
+        if parameters:
+            statuses |= {400, 422}  # a NUL character in a parameter is 422
         if route.scope is not None:
             operation["security"] = [{"bearer": [route.scope.name.lower()]}]
             statuses |= {401, 403}
@@ -86,6 +105,13 @@ def document(routes: Iterable[Route], title: str = "Fortress API") -> dict[str, 
                 "description": _ERROR_TEXT.get(status, "Error"),
                 "content": {"application/json": {"schema": _ref(ErrorBody)}},
             }
+            if status == 503:
+                operation["responses"]["503"]["headers"] = {
+                    "Retry-After": {
+                        "description": "Seconds to wait before retrying.",
+                        "schema": {"type": "integer"},
+                    }
+                }
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",

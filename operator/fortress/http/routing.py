@@ -30,6 +30,7 @@ class Route:
     errors: tuple[int, ...] = ()
     query: dict[str, str] = field(default_factory=dict)  # name -> description
     headers: dict[str, str] = field(default_factory=dict)  # name -> description
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # parameter name -> JSON schema
 
     @property
     def operation_id(self) -> str:

@@ -32,6 +32,8 @@ class ApiConfig:
 
     database_dsn: str | None = None
     shard_config: Path | None = None
+    connect_timeout: float = 5.0  # seconds to open a database connection
+    statement_timeout: float = 10.0  # seconds a request may spend in the database
 
 
 def _modules() -> list[ModuleType]:

@@ -13,11 +13,16 @@ expected version ahead of the stream fails as well (the row is given version -1,
 CHECK rejects, failing the whole statement). ``retry_on_conflict`` re-runs a load-decide-append
 attempt with bounded exponential backoff and full jitter (random source and sleep injectable).
 
-Idempotency keys. The same statement first reserves the key in ``event_idempotency_keys`` with the
+Idempotency keys. The append statement reserves the key in ``event_idempotency_keys`` with the
 request's hash and ``expires_at = now() + ttl`` (ttl >= 24 h); the trigger then binds it to the
-event. A key already bound fails the statement (unique_violation on the key) and nothing is written;
-``EventStore.execute`` then answers from the first request when the hashes match, and raises
-``IdempotencyConflict`` when they differ. Expired keys are deleted by ``purge_expired_keys``.
+event. A key already bound fails the statement (unique_violation on the key) and nothing is written.
+``EventStore.execute`` runs a keyed command in one transaction that first claims the key (inserts it
+unbound), then loads, decides and appends: a concurrent request with the same key blocks on that
+row until the first commits (then it answers from the first request when the hashes match, and
+raises ``IdempotencyConflict`` when they differ) or rolls back (then it runs itself). So a repeat
+that overlaps the original never decides on its own (no ``reservation_exists`` for a repeated
+reserve). Commands without a key stay one autocommit statement. Expired keys are deleted by
+``purge_expired_keys``.
 
 Global position: no gaps for projections, no skipped events.
   ``global_position`` comes from the sequence of migration 000001, so writers never wait for each
@@ -366,7 +371,9 @@ class EventStore:
         """Append to many streams in one statement (all or nothing); ConcurrencyError on any conflict."""
         return await self._append(requests, "batch")
 
-    async def _append(self, requests: Sequence[AppendRequest], kind: str) -> list[list[StoredEvent]]:
+    async def _append(
+        self, requests: Sequence[AppendRequest], kind: str, conn: Any = None
+    ) -> list[list[StoredEvent]]:
         aggs: list[str] = []
         versions: list[int] = []
         types: list[str] = []
@@ -410,7 +417,7 @@ class EventStore:
             return [[] for _ in requests]
         started = time.perf_counter()
         try:
-            rows = await self.pool.fetch(
+            rows = await (conn if conn is not None else self.pool).fetch(
                 _APPEND_SQL,
                 aggs,
                 versions,
@@ -480,50 +487,88 @@ class EventStore:
 
         Raises DomainError (refused), ConcurrencyError (pinned version is stale, or retries ran out)
         and IdempotencyConflict (key reused for another request). A repeated request with the same
-        key and payload returns the first result (``replayed=True``) and writes nothing.
+        key and payload returns the first result (``replayed=True``) and writes nothing, also when it
+        overlaps the first: a keyed command runs in a transaction that first claims its key (a row
+        in ``event_idempotency_keys``); a concurrent request with the same key waits on that row
+        until the first commits (then answers from it) or rolls back (then runs itself).
         """
         request_hash = ev.request_hash(aggregate_id, command) if idempotency_key else None
-        if idempotency_key is not None:
-            prior = await self._prior(idempotency_key, request_hash)
-            if prior is not None:
-                return prior
         attempts = 0
 
         async def attempt() -> CommandResult:
             nonlocal attempts
             attempts += 1
-            loaded = await self.load(aggregate_id)
-            state = loaded.state
-            if expected_version is not None and state.version != expected_version:
-                metrics.APPEND_CONFLICTS.inc()
-                raise ConcurrencyError(aggregate_id, expected_version, f"it is at version {state.version}")
-            new_events = account.decide(command, state)
-            after = account.replay(new_events, state)
-            due = snapshot_due(state.version, after.version, self.snapshot_interval)
-            try:
-                stored = await self.append(
-                    aggregate_id,
-                    state.version,
-                    new_events,
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
-                    snapshot=after if due else None,
+            if idempotency_key is None:
+                return await self._decide_and_append(
+                    self.pool, aggregate_id, command, expected_version, None, None, attempts
                 )
-            except _KeyAlreadyBound:
-                assert idempotency_key is not None
-                prior = await self._prior(idempotency_key, request_hash)
-                if prior is None:  # the key had expired and is deleted now: try again
-                    raise ConcurrencyError(aggregate_id, state.version, "expired idempotency key") from None
-                return prior
-            return CommandResult(aggregate_id, tuple(stored), after, attempts=attempts)
+            async with self.pool.acquire() as conn, conn.transaction():
+                if not await self._claim(conn, idempotency_key, request_hash, aggregate_id):
+                    prior = await self._prior(idempotency_key, request_hash, conn)
+                    if prior is not None:
+                        return prior
+                    # the key had expired and _prior deleted it: claim it afresh
+                    if not await self._claim(conn, idempotency_key, request_hash, aggregate_id):
+                        raise ConcurrencyError(aggregate_id, -1, "idempotency key claimed meanwhile")
+                return await self._decide_and_append(
+                    conn, aggregate_id, command, expected_version, idempotency_key, request_hash, attempts
+                )
 
         if expected_version is not None:
             return await attempt()
         return await retry_on_conflict(attempt, policy, rand=rand, sleep=sleep)
 
-    async def _prior(self, key: str, request_hash: str | None) -> CommandResult | None:
+    async def _claim(self, conn: Any, key: str, request_hash: str | None, aggregate_id: str) -> bool:
+        """Insert ``key`` unbound in the caller's transaction; False when it exists (waits for its writer)."""
+        claimed = await conn.fetchval(
+            """
+            INSERT INTO event_idempotency_keys (key, request_hash, aggregate_id, expires_at)
+            VALUES ($1, $2, $3, now() + $4::interval)
+            ON CONFLICT (key) DO NOTHING RETURNING true
+            """,
+            key,
+            request_hash,
+            aggregate_id,
+            self.idempotency_ttl,
+        )
+        return bool(claimed)
+
+    async def _decide_and_append(
+        self,
+        conn: Any,
+        aggregate_id: str,
+        command: Command,
+        expected_version: int | None,
+        idempotency_key: str | None,
+        request_hash: str | None,
+        attempts: int,
+    ) -> CommandResult:
+        loaded = await self.load(aggregate_id, conn=conn)
+        state = loaded.state
+        if expected_version is not None and state.version != expected_version:
+            metrics.APPEND_CONFLICTS.inc()
+            raise ConcurrencyError(aggregate_id, expected_version, f"it is at version {state.version}")
+        new_events = account.decide(command, state)
+        after = account.replay(new_events, state)
+        due = snapshot_due(state.version, after.version, self.snapshot_interval)
+        request = AppendRequest(
+            aggregate_id,
+            state.version,
+            new_events,
+            idempotency_key,
+            request_hash,
+            after if due else None,
+        )
+        try:
+            stored = (await self._append([request], "single", conn))[0]
+        except _KeyAlreadyBound:  # only without a claim (a direct append with a key)
+            raise ConcurrencyError(aggregate_id, state.version, "idempotency key bound meanwhile") from None
+        return CommandResult(aggregate_id, tuple(stored), after, attempts=attempts)
+
+    async def _prior(self, key: str, request_hash: str | None, conn: Any = None) -> CommandResult | None:
         """The result of the earlier request with ``key``; IdempotencyConflict when it asked otherwise."""
-        row = await self.pool.fetchrow(
+        db = conn if conn is not None else self.pool
+        row = await db.fetchrow(
             """
             SELECT k.request_hash, k.aggregate_id, k.expires_at <= now() AS expired, v.version
               FROM event_idempotency_keys k
@@ -535,16 +580,14 @@ class EventStore:
         if row is None:
             return None
         if row["expired"]:
-            await self.pool.execute(
-                "DELETE FROM event_idempotency_keys WHERE key = $1 AND expires_at <= now()", key
-            )
+            await db.execute("DELETE FROM event_idempotency_keys WHERE key = $1 AND expires_at <= now()", key)
             return None
         if row["version"] is None:  # reserved by a statement still in flight: treat as a conflict
             raise IdempotencyConflict(key)
         if row["request_hash"] != request_hash:
             raise IdempotencyConflict(key)
         aggregate_id, first = str(row["aggregate_id"]), int(row["version"])
-        rows = await self.pool.fetch(
+        rows = await db.fetch(
             """
             SELECT global_position, version, event_type, data, recorded_at FROM event_store
              WHERE aggregate_id = $1 AND version >= $2
@@ -556,7 +599,7 @@ class EventStore:
             first,
         )
         stored = tuple(_stored(r, aggregate_id) for r in rows)
-        loaded = await self.load(aggregate_id, version=stored[-1].version if stored else first)
+        loaded = await self.load(aggregate_id, version=stored[-1].version if stored else first, conn=conn)
         metrics.IDEMPOTENT_REPLAYS.inc()
         return CommandResult(aggregate_id, stored, loaded.state, replayed=True, attempts=0)
 
@@ -569,10 +612,13 @@ class EventStore:
         version: int | None = None,
         as_of: dt.datetime | None = None,
         use_snapshots: bool = True,
+        conn: Any = None,
     ) -> Loaded:
         """The account at its latest version, at ``version``, or as it was at time ``as_of``."""
         limit = version if version is not None else 2**62
-        rows = await self.pool.fetch(_LOAD_SQL, aggregate_id, limit, as_of, use_snapshots)
+        rows = await (conn if conn is not None else self.pool).fetch(
+            _LOAD_SQL, aggregate_id, limit, as_of, use_snapshots
+        )
         state = account.INITIAL
         snapshot_version: int | None = None
         replayed = 0

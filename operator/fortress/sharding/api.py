@@ -17,7 +17,8 @@ or ``$FORTRESS_SHARD_CONFIG`` (mount it from a Secret, since it holds DSNs)::
 
 Status codes: 200 OK; 400 malformed key, value or body; 401/403 from the HTTP core; 404 unknown key (or
 a transfer naming one); 409 ``ifVersion`` mismatch, lock conflict or a transaction aborted (retry);
-422 business rule (insufficient funds, not a balance); 503 shard unavailable, circuit open, prepared
+415 body not JSON; 422 business rule (insufficient funds, not a balance), a NUL character or ``ifVersion``
+above the bigint range; 503 shard unavailable, circuit open, prepared
 transactions disabled on a shard, outcome in doubt, or sharding not configured. Scopes: read for GET,
 write for PUT, DELETE and transactions. Keys travel percent-encoded in the path (a ``/`` as ``%2F``).
 """
@@ -33,10 +34,12 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from aiohttp import web
-from pydantic import Field, StrictInt
+from pydantic import Field
+from pydantic.config import JsonDict
 
 from fortress.http.auth import Scope
 from fortress.http.errors import ApiError, bad_request
+from fortress.http.inputs import JsonInt, json_int
 from fortress.http.routing import Route
 from fortress.http.server import ApiConfig
 from fortress.sharding.errors import (
@@ -63,6 +66,16 @@ log = logging.getLogger("fortress.sharding.api")
 
 
 SERVICE: Final = web.AppKey("sharding", ShardService)
+MAX_VERSION: Final = 2**63 - 1  # versions are PostgreSQL bigint
+# A key (see router.validate_key): 1 to 512 UTF-8 bytes, no control characters
+KEY_SCHEMA: Final[JsonDict] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 512,
+    "pattern": r"^[^\u0000-\u001f\u007f]+$",
+    "description": "At most 512 UTF-8 bytes, no control characters.",
+}
+_KEY_FIELD: Final[JsonDict] = {k: v for k, v in KEY_SCHEMA.items() if k == "pattern"}
 
 
 async def setup(app: web.Application, config: ApiConfig) -> None:
@@ -92,8 +105,9 @@ class SetValue(Wire):
     """The value to store under a key."""
 
     value: Any = Field(description="Any JSON value.")
-    if_version: StrictInt | None = Field(
-        default=None, ge=0, description="Only write when the key is at this version (0: only when absent)."
+    if_version: json_int(ge=0) | None = Field(  # type: ignore[valid-type]
+        default=None,
+        description="Only write when the key is at this version (0: only when absent); at most 2^63-1.",
     )
 
 
@@ -114,16 +128,25 @@ class TransferOperation(Wire):
     """Move ``amount`` from the integer ``balance`` of one key's JSON object to another's."""
 
     type: Literal["transfer"]
-    source: str = Field(alias="from", min_length=1, max_length=512, description="Key debited.")
-    target: str = Field(alias="to", min_length=1, max_length=512, description="Key credited.")
-    amount: StrictInt = Field(gt=0, le=2**53, description="A positive integer.")
+    source: str = Field(
+        alias="from", min_length=1, max_length=512, description="Key debited.", json_schema_extra=_KEY_FIELD
+    )
+    target: str = Field(
+        alias="to", min_length=1, max_length=512, description="Key credited.", json_schema_extra=_KEY_FIELD
+    )
+    amount: JsonInt = Field(gt=0, le=2**53, description="A positive integer.")
 
 
 class SetOperation(Wire):
     """Set several keys at once."""
 
     type: Literal["set"]
-    values: dict[str, Any] = Field(min_length=1, max_length=100, description="Key -> JSON value.")
+    values: dict[str, Any] = Field(
+        min_length=1,
+        max_length=100,
+        description="Key -> JSON value.",
+        json_schema_extra={"propertyNames": KEY_SCHEMA},
+    )
 
 
 class TransactionRequest(Wire):
@@ -172,6 +195,11 @@ def _error(error: ShardingError) -> ApiError:
     return ApiError(503, error.code, str(error))
 
 
+def _json(model: Wire) -> web.Response:
+    """``model`` as JSON keeping null values (a key may hold JSON null; the HTTP core drops nulls)."""
+    return web.Response(text=model.model_dump_json(by_alias=True), content_type="application/json")
+
+
 def _key(request: web.Request) -> str:
     return request.match_info["key"]
 
@@ -183,19 +211,27 @@ def _flag(request: web.Request, name: str) -> bool:
     return raw in ("true", "1")
 
 
-async def get_key(request: web.Request, _: Any) -> KeyRecord:
+async def get_key(request: web.Request, _: Any) -> web.Response:
     router, _coordinator = request.app[SERVICE].require()
     stale = _flag(request, "stale")
     try:
-        return _record(await router.get(_key(request), allow_stale=stale))
+        return _json(_record(await router.get(_key(request), allow_stale=stale)))
     except ShardingError as error:
         raise _error(error) from None
 
 
-async def put_key(request: web.Request, body: SetValue) -> KeyRecord:
+async def put_key(request: web.Request, body: SetValue) -> web.Response:
     router, _coordinator = request.app[SERVICE].require()
+    if body.if_version is not None and body.if_version > MAX_VERSION:
+        raise ApiError(
+            422,
+            "out_of_range",
+            f"ifVersion must be at most {MAX_VERSION}",
+            [{"field": "ifVersion", "message": f"above the largest version {MAX_VERSION}"}],
+        )
     try:
-        return _record(await router.set(_key(request), body.value, expected_version=body.if_version))
+        record = await router.set(_key(request), body.value, expected_version=body.if_version)
+        return _json(_record(record))
     except ShardingError as error:
         raise _error(error) from None
 
@@ -219,18 +255,28 @@ def operations_of(body: TransactionRequest) -> list[Operation]:
     return found
 
 
-async def post_transaction(request: web.Request, body: TransactionRequest) -> TransactionResult:
+async def post_transaction(request: web.Request, body: TransactionRequest) -> web.Response:
     _router, coordinator = request.app[SERVICE].require()
+    for index, op in enumerate(body.operations):
+        if isinstance(op, TransferOperation) and op.source == op.target:
+            raise ApiError(
+                422,
+                "same_key",
+                f"operations[{index}]: transfer from a key to itself",
+                [{"field": f"operations.{index}.to", "message": "must differ from from"}],
+            )
     try:
         result = await coordinator.execute(operations_of(body))
     except ShardingError as error:
         raise _error(error) from None
-    return TransactionResult(
-        txid=result.txid,
-        participants=list(result.participants),
-        two_phase=result.two_phase,
-        records={k: _record(r) for k, r in result.records.items()},
-        pending_commits=list(result.pending_commits),
+    return _json(
+        TransactionResult(
+            txid=result.txid,
+            participants=list(result.participants),
+            two_phase=result.two_phase,
+            records={k: _record(r) for k, r in result.records.items()},
+            pending_commits=list(result.pending_commits),
+        )
     )
 
 
@@ -246,6 +292,7 @@ ROUTES: list[Route] = [
         response=KeyRecord,
         errors=(400, 404, 503),
         query={"stale": "true: a read replica may answer (possibly behind the primary)"},
+        schemas={"key": KEY_SCHEMA, "stale": {"type": "string", "enum": ["true", "false", "1", "0"]}},
     ),
     Route(
         "PUT",
@@ -256,7 +303,8 @@ ROUTES: list[Route] = [
         TAG,
         body=SetValue,
         response=KeyRecord,
-        errors=(409, 503),
+        errors=(409, 422, 503),
+        schemas={"key": KEY_SCHEMA},
     ),
     Route(
         "DELETE",
@@ -267,6 +315,7 @@ ROUTES: list[Route] = [
         TAG,
         response=Deleted,
         errors=(400, 404, 503),
+        schemas={"key": KEY_SCHEMA},
     ),
     Route(
         "POST",

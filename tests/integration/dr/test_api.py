@@ -20,8 +20,10 @@ from fortress.dr import control
 from fortress.dr.kubeio import PLANS, ServiceError, point_service, service_target
 from fortress.http.app import create_app
 from fortress.http.auth import TokenStore
+from fortress.http.openapi import document
 from fortress.http.server import ApiConfig
 from fortress_dev.localregions import THREE_CLOUDS, plan_manifest, region_manifest
+from tests.support.http import schemathesis, served
 from tests.support.kubeapi import KubeTarget
 
 TOKENS = TokenStore([("reader", "r", ["read"]), ("writer", "w", ["write"]), ("boss", "a", ["admin"])])
@@ -266,3 +268,23 @@ async def test_the_http_api_answers_409_when_the_plan_changed_under_a_failover_r
         answer = await response.json()
         assert f"DRPlan {namespace}/{plan} changed while the request was written; retry" in answer["message"]
     assert await asyncio.to_thread(_request_of, k8s, namespace) is None
+
+
+async def test_fuzzing_the_openapi_document_with_every_check(kube_api: KubeTarget, plan: str) -> None:
+    app = create_app(dr_api.ROUTES, TOKENS)
+    await dr_api.setup(app, ApiConfig())
+    dr_api.use_cluster(app, await asyncio.to_thread(kube_api.cluster))
+    async with served(app) as url:
+        await schemathesis(document(dr_api.ROUTES), url, ["Authorization: Bearer a"])
+
+
+async def test_failover_needs_a_json_body(http: TestClient[web.Request, web.Application], plan: str) -> None:
+    body = b'{"plan": "orders", "targetRegion": "orders-gcp-europe-west1"}'
+    for headers in ({"Content-Type": "text/plain"}, {}):
+        response = await http.post(
+            "/api/v1/dr/failover",
+            data=body,
+            headers={**_auth("a"), **headers},
+            skip_auto_headers=["Content-Type"],
+        )
+        assert response.status == 415 and (await response.json())["error"] == "unsupported_media_type"

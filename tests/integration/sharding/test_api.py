@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from fortress.http.app import create_app
 from fortress.http.auth import TokenStore
+from fortress.http.openapi import document
 from fortress.http.server import ApiConfig
 from fortress.sharding import api
 from fortress.sharding.ring import Ring, RoutingState
@@ -23,6 +24,7 @@ from tests.integration.sharding.support import (  # noqa: F401 (the shards fixtu
     four_shards_fixture,
     reset,
 )
+from tests.support.http import schemathesis, served
 from tests.support.postgres import PgCluster
 
 IDS = FOUR_SHARDS
@@ -99,7 +101,6 @@ async def test_encoded_keys(http: Client) -> None:
         ("PUT", "/api/v1/shard/key/k", {"value": 1, "ifVersion": -1}, "ifVersion"),
         ("PUT", "/api/v1/shard/key/k", {"value": 1, "ifVersion": "1"}, "ifVersion"),
         ("PUT", "/api/v1/shard/key/" + "x" * 600, {"value": 1}, None),
-        ("PUT", "/api/v1/shard/key/k", {"value": "nul\u0000"}, None),
         ("GET", "/api/v1/shard/key/k?stale=maybe", None, "stale"),
         ("POST", "/api/v1/shard/transaction", {"operations": []}, "operations"),
         ("POST", "/api/v1/shard/transaction", {"operations": [{"type": "sql", "q": "DROP"}]}, "operations.0"),
@@ -108,12 +109,6 @@ async def test_encoded_keys(http: Client) -> None:
             "/api/v1/shard/transaction",
             {"operations": [{"type": "transfer", "from": "a", "to": "b", "amount": 0}]},
             "amount",
-        ),
-        (
-            "POST",
-            "/api/v1/shard/transaction",
-            {"operations": [{"type": "transfer", "from": "a", "to": "a", "amount": 1}]},
-            None,
         ),
     ],
 )
@@ -126,6 +121,60 @@ async def test_malformed_requests_are_400(
     payload = await response.json()
     if field is not None:
         assert field in json.dumps(payload)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "code"),
+    [
+        ("/api/v1/shard/key/k", {"value": 1, "ifVersion": 2**63}, "ifVersion", "out_of_range"),
+        ("/api/v1/shard/key/k", {"value": 1, "ifVersion": 2**70}, "ifVersion", "out_of_range"),
+        ("/api/v1/shard/key/k", {"value": "nul\u0000"}, "value", "invalid_character"),
+        ("/api/v1/shard/key/k", {"value": {"a": ["x", "y\u0000"]}}, "value.a.1", "invalid_character"),
+        ("/api/v1/shard/key/k%00", {"value": 1}, "key", "invalid_character"),
+    ],
+)
+async def test_values_that_cannot_be_stored_are_422_naming_the_field(
+    http: Client, path: str, body: dict[str, Any], field: str, code: str
+) -> None:
+    response = await http.put(path, json=body, headers=WRITE)
+    payload = await response.json()
+    assert (response.status, payload["error"]) == (422, code), payload
+    assert payload["details"][0]["field"] == field
+
+
+async def test_a_transfer_to_itself_and_null_values(http: Client) -> None:
+    body = {"operations": [{"type": "transfer", "from": "a", "to": "a", "amount": 1}]}
+    response = await http.post("/api/v1/shard/transaction", json=body, headers=WRITE)
+    assert response.status == 422 and (await response.json())["error"] == "same_key"
+    stored = await http.put("/api/v1/shard/key/null", json={"value": None}, headers=WRITE)
+    assert stored.status == 200 and (await stored.json())["value"] is None
+    read = await (await http.get("/api/v1/shard/key/null", headers=READ)).json()
+    assert "value" in read and read["value"] is None
+
+
+async def test_writes_need_a_json_content_type(http: Client) -> None:
+    for content_type in ("text/plain", None):
+        headers = {**WRITE, **({"Content-Type": content_type} if content_type else {})}
+        for method, path, body in (
+            ("PUT", "/api/v1/shard/key/ct", b'{"value": 1}'),
+            ("POST", "/api/v1/shard/transaction", b'{"operations": [{"type": "set", "values": {"ct": 1}}]}'),
+        ):
+            response = await http.request(
+                method, path, data=body, headers=headers, skip_auto_headers=["Content-Type"]
+            )
+            assert response.status == 415 and (await response.json())["error"] == "unsupported_media_type"
+    assert (await http.get("/api/v1/shard/key/ct", headers=READ)).status == 404
+
+
+async def test_fuzzing_the_openapi_document_with_every_check(
+    tmp_path: Path, shards: dict[str, PgCluster]
+) -> None:
+    await reset(shards.values())
+    path = write_config(tmp_path, shards, RoutingState(RING, None, "test/fuzz"))
+    app = create_app(api.ROUTES, TOKENS)
+    await api.setup(app, ApiConfig(shard_config=path))
+    async with served(app) as url:
+        await schemathesis(document(api.ROUTES), url, ["Authorization: Bearer w-token"])
 
 
 async def test_if_version_conflicts_are_409(http: Client) -> None:

@@ -85,7 +85,9 @@ async def test_scopes_are_ordered(http: TestClient[web.Request, web.Application]
 
 async def test_bad_input_is_4xx_with_message(http: TestClient[web.Request, web.Application]) -> None:
     auth = bearer("w-secret")
-    malformed = await http.post("/api/v1/echo", data=b"{not json", headers=auth)
+    malformed = await http.post(
+        "/api/v1/echo", data=b"{not json", headers={**auth, "Content-Type": "application/json"}
+    )
     assert malformed.status == 400 and "not valid JSON" in (await malformed.json())["message"]
     invalid = await http.post("/api/v1/echo", json={"amount": -1}, headers=auth)
     body = await invalid.json()
@@ -114,7 +116,7 @@ async def test_openapi_is_served(http: TestClient[web.Request, web.Application])
     served = await (await http.get("/openapi.json")).json()
     assert served == document(ROUTES)
     echo_op = served["paths"]["/api/v1/echo"]["post"]
-    assert set(echo_op["responses"]) == {"200", "400", "401", "403", "422"}
+    assert set(echo_op["responses"]) == {"200", "400", "401", "403", "413", "415", "422"}
     assert echo_op["security"] == [{"bearer": ["write"]}]
     assert served["paths"]["/api/v1/items/{item}"]["get"]["parameters"][0]["name"] == "item"
     assert "Echo" in served["components"]["schemas"]
