@@ -13,9 +13,10 @@ A subsystem adds its permissions in ``fortress/<name>/rbac.py``::
 ``component`` says which ServiceAccount needs the rule: ``operator`` (``fortress run``), ``api``
 (``fortress api``), ``healthcheck`` (the chart's ``helm test`` Pod, ``fortress healthcheck``) or
 ``drill`` (the chart's DR drill CronJob, ``fortress dr drill``); the last two run CLI commands, which
-the scanner does not attribute, so their rules are ``indirect``. ``cluster=True`` marks a cluster-scoped resource (a ClusterRole even in the
-chart's namespaced mode); ``watching_namespaces=True`` a rule needed only when the operator watches
-a list of namespaces; ``indirect=True`` a grant a library uses (Kopf), which no call site shows.
+the scanner does not attribute, so their rules are ``indirect``. ``cluster=True`` marks a
+cluster-scoped resource (a ClusterRole even in the chart's namespaced mode);
+``watching_namespaces=True`` a rule needed only when the operator watches a list of namespaces;
+``indirect=True`` a grant no call site shows (a library's, such as Kopf's, or a CLI command's).
 """
 
 from __future__ import annotations
