@@ -24,7 +24,9 @@ EXIT_OK, EXIT_PENDING, EXIT_USAGE, EXIT_API, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 1
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("dr", help="disaster recovery: failover, switchover, status, rejoin")
+    parser = subparsers.add_parser(
+        "dr", help="disaster recovery: failover, switchover, status, rejoin, drill"
+    )
     parser.add_argument("--kubeconfig", default=None)
     parser.add_argument("--context", default=None)
     verbs = parser.add_subparsers(dest="dr_verb", metavar="VERB")
