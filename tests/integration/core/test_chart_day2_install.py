@@ -7,6 +7,9 @@ their generated permissions. Skips on the in-memory emulator.
 ``helm test`` itself is not run: the fake nodes (kwok) mark Pods Running but never run their
 containers, so its Pod would never finish; its command is run for real by
 ``tests/integration/core/test_healthcheck.py`` and below with the test Pod's own ServiceAccount.
+Likewise, where the controllers run, the migrations hook Job gets its pod through the Job controller
+and restricted admission, and kwok completes it without running ``fortress migrate``
+(``test_chart_migrations.py`` runs those containers against PostgreSQL).
 """
 
 from __future__ import annotations
@@ -45,9 +48,11 @@ def _values(case: str, namespace: str) -> dict[str, Any]:
     return values
 
 
-def _rendered(values: dict[str, Any], namespace: str, upgrade: bool) -> list[dict[str, Any]]:
+def _rendered(
+    values: dict[str, Any], namespace: str, upgrade: bool, name: str = "fortress"
+) -> list[dict[str, Any]]:
     rendered = helm.Chart.load(str(CHART)).render(
-        values, name="fortress", namespace=namespace, revision=2 if upgrade else 1,
+        values, name=name, namespace=namespace, revision=2 if upgrade else 1,
         is_install=not upgrade, is_upgrade=upgrade,
     )  # fmt: skip
     return [
@@ -83,6 +88,13 @@ async def test_every_object_is_accepted_by_the_server(
     docs = _rendered(_values(case, namespace), namespace, upgrade)
     kinds = {doc["kind"] for doc in docs}
     assert {"HorizontalPodAutoscaler", "Ingress", "Job", "CronJob"} <= kinds
+    # ServiceAccount admission (where the controllers run) looks up a Pod's ServiceAccount even in
+    # a dry run: those are created for real first
+    accounts = tmp_path / "accounts.yaml"
+    await asyncio.to_thread(
+        accounts.write_text, yaml.safe_dump_all([d for d in docs if d["kind"] == "ServiceAccount"])
+    )
+    await kubectl(real_kube_api, "apply", "-f", str(accounts))
     manifest = tmp_path / "manifest.yaml"
     await asyncio.to_thread(manifest.write_text, yaml.safe_dump_all(docs))
     _, out, _ = await kubectl(
@@ -121,7 +133,18 @@ async def test_the_test_pod_and_the_drill_work_with_their_own_permissions(
     values["tests"] = {"enabled": True}
     if not real_kube_api.controllers:  # without a Job controller the pre-install hook never completes
         values["migrations"] = {"enabled": False}
+    secret = {
+        "metadata": {"name": "ledger-db"},
+        "stringData": {"dsn": "postgresql://nobody@127.0.0.1:1/none"},
+    }
+    await asyncio.to_thread(client.CoreV1Api(k8s).create_namespaced_secret, namespace, secret)
     with installed(real_kube_api, namespace, values) as release:
+        if real_kube_api.controllers:  # the hook Job's pod was admitted and (kwok) completed
+            with helm.Config(kubeconfig_path=str(real_kube_api.kubeconfig), namespace=namespace) as config:
+                hooks = config.get_all(release["name"])["hooks"]
+            (migrate,) = [h for h in hooks if str(h.get("name")).endswith("-migrate")]
+            assert migrate["events"] == ["pre-install", "pre-upgrade"]
+            assert migrate["last_run"]["phase"] == "Succeeded", migrate["last_run"]
         manifest = [doc for doc in yaml.safe_load_all(release["manifest"]) if doc]
         kinds = {doc["kind"] for doc in manifest}
         assert {"HorizontalPodAutoscaler", "Ingress", "CronJob"} <= kinds
@@ -149,7 +172,7 @@ async def test_the_test_pod_and_the_drill_work_with_their_own_permissions(
             )
 
         # the helm test Pod as `helm test` creates it: admitted in the restricted namespace
-        hooks = [d for d in _rendered(values, namespace, False) if d["kind"] == "Pod"]
+        hooks = [d for d in _rendered(values, namespace, False, release["name"]) if d["kind"] == "Pod"]
         (test_pod,) = hooks
         assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
         core = client.CoreV1Api(k8s)
