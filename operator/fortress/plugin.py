@@ -64,7 +64,7 @@ VERB_GROUPS: dict[str, tuple[str, ...]] = {
 }
 VERB_HELP = {
     "rollout": "CanaryRollout: promote, abort, retry, pause, resume",
-    "dr": "DRPlan: status, failover, switchover",
+    "dr": "DRPlan: status, failover, switchover, drill",
     "shards": "ShardCluster: status, rebalance progress",
     "scan": "ComplianceScan: run, results",
     "ledger": "CreditLedger: balances, replay",

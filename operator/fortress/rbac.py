@@ -10,10 +10,13 @@ A subsystem adds its permissions in ``fortress/<name>/rbac.py``::
 
     RULES = [Rule("apps", ("deployments",), ("get", "list", "watch", "create", "patch"), "blue/green")]
 
-``component`` says which ServiceAccount needs the rule: ``operator`` (``fortress run``) or ``api``
-(``fortress api``). ``cluster=True`` marks a cluster-scoped resource (a ClusterRole even in the
-chart's namespaced mode); ``watching_namespaces=True`` a rule needed only when the operator watches
-a list of namespaces; ``indirect=True`` a grant a library uses (Kopf), which no call site shows.
+``component`` says which ServiceAccount needs the rule: ``operator`` (``fortress run``), ``api``
+(``fortress api``), ``healthcheck`` (the chart's ``helm test`` Pod, ``fortress healthcheck``) or
+``drill`` (the chart's DR drill CronJob, ``fortress dr drill``); the last two run CLI commands, which
+the scanner does not attribute, so their rules are ``indirect``. ``cluster=True`` marks a
+cluster-scoped resource (a ClusterRole even in the chart's namespaced mode);
+``watching_namespaces=True`` a rule needed only when the operator watches a list of namespaces;
+``indirect=True`` a grant no call site shows (a library's, such as Kopf's, or a CLI command's).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 from fortress import discovery
 from fortress.api import GROUP, KINDS
 
-COMPONENTS = ("operator", "api")
+COMPONENTS = ("operator", "api", "healthcheck", "drill")
 VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 FORTRESS_PLURALS = tuple(info.plural for info in KINDS)
 
@@ -98,6 +101,15 @@ FOUNDATION: tuple[Rule, ...] = (
         "Kopf observes the watched namespaces (only when FORTRESS_NAMESPACES is set)",
         cluster=True,
         watching_namespaces=True,
+        indirect=True,
+    ),
+    Rule(
+        "apiextensions.k8s.io",
+        ("customresourcedefinitions",),
+        ("get",),
+        "`fortress healthcheck --crds` (helm test) reads each Fortress CRD's Established condition",
+        component="healthcheck",
+        cluster=True,
         indirect=True,
     ),
 )

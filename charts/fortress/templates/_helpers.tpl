@@ -90,7 +90,47 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 {{- end -}}
 
+{{/* The fewest API pods: api.replicas, or the HPA's minReplicas. */}}
+{{- define "fortress.apiMinReplicas" -}}
+{{- if .Values.api.autoscaling.enabled -}}
+{{- .Values.api.autoscaling.minReplicas -}}
+{{- else -}}
+{{- .Values.api.replicas -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A component's pod and container security and image settings (the restricted profile). */}}
+{{- define "fortress.podSecurity" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
 {{- define "fortress.checks" -}}
+{{- $scaling := .Values.api.autoscaling -}}
+{{- if and $scaling.enabled (gt (int $scaling.minReplicas) (int $scaling.maxReplicas)) -}}
+{{- fail "api.autoscaling.minReplicas must not exceed api.autoscaling.maxReplicas" -}}
+{{- end -}}
+{{- if and $scaling.enabled (not (or $scaling.targetCPUUtilizationPercentage $scaling.targetMemoryUtilizationPercentage)) -}}
+{{- fail "api.autoscaling needs targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage" -}}
+{{- end -}}
+{{- $tls := .Values.api.ingress.tls -}}
+{{- if and $tls.clusterIssuer $tls.issuer -}}
+{{- fail "api.ingress.tls: set clusterIssuer or issuer, not both" -}}
+{{- end -}}
+{{- if and (or $tls.clusterIssuer $tls.issuer) (not $tls.enabled) -}}
+{{- fail "api.ingress.tls: a cert-manager issuer needs tls.enabled" -}}
+{{- end -}}
+{{- $names := list -}}
+{{- range .Values.migrations.databases -}}
+{{- if has .name $names -}}
+{{- fail (printf "migrations.databases: the name %s appears twice" .name) -}}
+{{- end -}}
+{{- $names = append $names .name -}}
+{{- end -}}
 {{- if eq (int .Values.operator.metricsPort) (int .Values.operator.livenessPort) -}}
 {{- fail "operator.metricsPort and operator.livenessPort must differ" -}}
 {{- end -}}

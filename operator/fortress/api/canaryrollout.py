@@ -29,6 +29,7 @@ from fortress.api.kind import (
     READY_COLUMN,
     KindInfo,
     PrinterColumn,
+    ScaleSubresource,
     SpecIssue,
 )
 
@@ -269,7 +270,15 @@ class CanaryRolloutSpec(Model):
             "0. Exactly one of template and workloadRef."
         ),
     )
-    replicas: int = Field(default=2, ge=0, le=1000, description="Desired pods of the stable version.")
+    replicas: int = Field(
+        default=2,
+        ge=0,
+        le=1000,
+        description=(
+            "Desired pods of the stable version (the scale subresource's spec.replicas: `kubectl scale` "
+            "and a HorizontalPodAutoscaler set it; a canary keeps its weight as it changes)."
+        ),
+    )
     service: ResourceName = Field(description="The stable Service applications call.")
     strategy: Strategy = Field(default_factory=Strategy, description="blueGreen or canary and its settings.")
     analysis: Analysis = Field(default_factory=Analysis, description="Prometheus metric analysis.")
@@ -387,6 +396,22 @@ class CanaryRolloutStatus(StatusBase):
         default=None, description="Deprecated: the requestId older releases recorded; see lastRequest."
     )
     history: list[RolloutRecord] = Field(default_factory=list, description="Recent rollouts, newest first.")
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Pods the rollout's Deployments (both colours) were sized for when last observed "
+            "(the scale subresource's status.replicas)."
+        ),
+    )
+    selector: str | None = Field(
+        default=None,
+        max_length=1024,
+        description=(
+            "Label selector of the rollout's pods, both colours (the scale subresource's selector, "
+            "which a HorizontalPodAutoscaler reads its pods' metrics by)."
+        ),
+    )
 
 
 def check(spec: Model) -> list[SpecIssue]:
@@ -497,4 +522,5 @@ INFO = KindInfo(
         AGE_COLUMN,
     ),
     check=check,
+    scale=ScaleSubresource(spec_replicas="replicas", status_replicas="replicas", label_selector="selector"),
 )

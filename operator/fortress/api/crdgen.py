@@ -106,6 +106,26 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _structural(raw, defs)  # type: ignore[no-any-return]
 
 
+def _json_path(model: type[BaseModel], name: str, root: str) -> str:
+    """``.spec.<alias>`` of a model field; KeyError naming it when the model has no such field."""
+    field = model.model_fields.get(name)
+    if field is None:
+        raise KeyError(f"{model.__name__} has no field {name!r} (named by KindInfo.scale)")
+    return f".{root}.{field.alias or name}"
+
+
+def subresources(info: KindInfo) -> dict[str, Any]:
+    """``status`` always; ``scale`` when the kind declares it, its paths read from the models."""
+    found: dict[str, Any] = {"status": {}}
+    if info.scale is not None:
+        found["scale"] = {
+            "specReplicasPath": _json_path(info.spec_model, info.scale.spec_replicas, "spec"),
+            "statusReplicasPath": _json_path(info.status_model, info.scale.status_replicas, "status"),
+            "labelSelectorPath": _json_path(info.status_model, info.scale.label_selector, "status"),
+        }
+    return found
+
+
 def crd_for(info: KindInfo) -> dict[str, Any]:
     """The CustomResourceDefinition of one kind."""
     spec_schema = model_schema(info.spec_model)
@@ -146,7 +166,7 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {"status": {}},
+                    "subresources": subresources(info),
                     "additionalPrinterColumns": columns,
                     "schema": {
                         "openAPIV3Schema": {

@@ -32,6 +32,20 @@ class PrinterColumn:
 
 
 @dataclass(frozen=True)
+class ScaleSubresource:
+    """The ``scale`` subresource (``kubectl scale``, a HorizontalPodAutoscaler): model field names.
+
+    ``spec_replicas`` names a field of the spec model, ``status_replicas`` and ``label_selector`` fields
+    of the status model (the selector as a label-selector string); the CRD generator turns them into
+    JSON paths through the models' aliases.
+    """
+
+    spec_replicas: str
+    status_replicas: str
+    label_selector: str
+
+
+@dataclass(frozen=True)
 class KindInfo:
     """Everything the CRD generator, the operator and the plugin need to know about one kind."""
 
@@ -44,6 +58,7 @@ class KindInfo:
     columns: Sequence[PrinterColumn] = ()
     check: Callable[[Model], list[SpecIssue]] = field(default=lambda _spec: [])
     namespaced: bool = True
+    scale: ScaleSubresource | None = None
 
     @property
     def singular(self) -> str:

@@ -24,4 +24,28 @@ RULES = [
         component="api",
         indirect=True,
     ),
+    Rule(
+        GROUP,
+        ("drplans", "drregions"),
+        ("get", "list"),
+        "`fortress dr drill` finds labelled plans, picks a standby and follows the switchover",
+        component="drill",
+        indirect=True,
+    ),
+    Rule(
+        GROUP,
+        ("drplans",),
+        ("patch",),
+        "`fortress dr drill` writes the switchover request to spec.request (via fortress.dr.control)",
+        component="drill",
+        indirect=True,
+    ),
+    Rule(
+        "",
+        ("events",),
+        ("create",),
+        "`fortress dr drill` records each drill's result as an Event on the plan",
+        component="drill",
+        indirect=True,
+    ),
 ]

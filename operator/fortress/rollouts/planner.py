@@ -126,6 +126,7 @@ def _summarise(d: Draft, strategy: object, scaled_down: set[str], problem: str |
         if d.phase is None:
             d.set_phase(Phase.PROGRESSING)
         s.message = problem
+        s.replicas = sum(view.replicas for view in d.obs.deployments.values() if view.exists)
         return Plan(
             status=s,
             deployments=(),
@@ -142,6 +143,7 @@ def _summarise(d: Draft, strategy: object, scaled_down: set[str], problem: str |
     outputs = canary.outputs if strategy is canary else bluegreen.outputs
     deployments, traffic, applied = outputs(d, scaled_down)
     d.update_flags(applied)
+    s.replicas = sum(x.replicas for x in deployments)  # the scale subresource's status.replicas
     phase = d.phase or Phase.SUCCEEDED
     initial = s.canary_revision is None and phase in (Phase.PROGRESSING, Phase.DEGRADED)
     stable_need = next((x.replicas for x in deployments if x.colour == d.stable_colour), spec.replicas)

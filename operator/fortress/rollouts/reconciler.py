@@ -68,6 +68,7 @@ class RolloutReconciler:
         if read.problem is None and analysis_due(spec, state, now):
             sample = await observe.measure(self.services, self._http(), spec, state, (namespace, name), now)
         plan = decide(spec, state, Observed(now, desired, views, sample, read.problem))
+        plan.status.selector = workload.pod_selector(name)
 
         owner = owner_reference(API_VERSION, INFO.kind, name, ctx.uid or "")
         release = act.Release(namespace, name, owner, spec, read.template, desired)

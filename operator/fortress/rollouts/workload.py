@@ -39,6 +39,12 @@ def deployment_name(rollout: str, colour: str) -> str:
     return f"{rollout}-{colour}"
 
 
+def pod_selector(rollout: str) -> str:
+    """The label selector (as a string) of every pod of the rollout, both colours: the scale
+    subresource's ``status.selector``."""
+    return f"{LABEL_ROLLOUT}={rollout}"
+
+
 def pod_template(template: Mapping[str, Any], rollout: str, colour: str, revision: str) -> dict[str, Any]:
     """The spec's pod template with the rollout's labels added (they win over the template's own)."""
     result = copy.deepcopy(dict(template))

@@ -78,6 +78,85 @@ CASES: dict[str, dict[str, Any]] = {
             "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}],
         },
     },
+    # day-2 operations (test_chart_day2.py): every new value, in two alternative sets
+    "day2": {
+        "api": {
+            "autoscaling": {
+                "enabled": True,
+                "minReplicas": 3,
+                "maxReplicas": 9,
+                "targetCPUUtilizationPercentage": 60,
+                "targetMemoryUtilizationPercentage": 80,
+            },
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "host": "api.fortress.example.com",
+                "path": "/api",
+                "pathType": "Exact",
+                "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"},
+                "tls": {"enabled": True, "clusterIssuer": "letsencrypt"},
+            },
+        },
+        "tests": {"enabled": True, "attempts": 10, "interval": 3},
+        "migrations": {
+            "enabled": True,
+            "databases": [
+                {"name": "ledger", "existingSecret": "ledger-db", "key": "dsn"},
+                {"name": "orders", "existingSecret": "orders-db", "key": "url"},
+            ],
+            "lockTimeout": 120,
+            "activeDeadlineSeconds": 900,
+            "backoffLimit": 1,
+            "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+            "backup": {
+                "enabled": True,
+                "onInstall": True,
+                "existingClaim": "fortress-backups",
+                "path": "/dumps",
+                "image": {
+                    "repository": "registry.example.com/postgres",
+                    "tag": "17.2",
+                    "pullPolicy": "Always",
+                },
+                "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "1Gi"}},
+            },
+        },
+        "drills": {
+            "dr": {
+                "enabled": True,
+                "schedule": "@weekly",
+                "timeZone": "Europe/Berlin",
+                "selector": "fortress.io/drill=true,tier=gold",
+                "wait": 300,
+                "activeDeadlineSeconds": 1200,
+                "backoffLimit": 2,
+                "successfulJobsHistoryLimit": 1,
+                "failedJobsHistoryLimit": 5,
+                "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+            }
+        },
+        "networkPolicy": {"apiFrom": [{"namespaceSelector": {"matchLabels": {"name": "ingress"}}}]},
+    },
+    "day2-alt": {
+        "api": {
+            "autoscaling": {
+                "enabled": True,
+                "minReplicas": 1,
+                "maxReplicas": 2,
+                "targetCPUUtilizationPercentage": None,
+                "targetMemoryUtilizationPercentage": 75,
+            },
+            "ingress": {"enabled": True, "tls": {"enabled": True, "secretName": "api-cert", "issuer": "ca"}},
+        },
+        "tests": {"enabled": False},
+        "migrations": {
+            "enabled": True,
+            "databases": [{"name": "ledger", "existingSecret": "ledger-db", "key": "dsn"}],
+            "lockTimeout": None,
+        },
+        "drills": {"dr": {"enabled": True, "namespace": "orders"}},
+    },
     "minimal": {
         "rbac": {"create": False},
         "networkPolicy": {"enabled": False},

@@ -187,11 +187,15 @@ def test_namespaced_mode_grants_namespaced_rules_per_watched_namespace() -> None
     assert {r["metadata"]["name"] for r in roles if r["metadata"]["name"].endswith("-api")} == (
         {"fortress-api"} if _declared("api", False, True) else set()
     )
-    (cluster_role,) = documents("namespaced", "ClusterRole")
+    (cluster_role,) = [
+        doc
+        for doc in documents("namespaced", "ClusterRole")
+        if doc["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+    ]
     assert _granted(cluster_role["rules"]) == _declared("operator", True, True)
     for binding in documents("namespaced", "RoleBinding") + documents("namespaced", "ClusterRoleBinding"):
         (subject,) = binding["subjects"]
-        account = "fortress-api" if binding["metadata"]["name"].endswith("-api") else "fortress-operator"
+        account = f"fortress-{binding['metadata']['labels']['app.kubernetes.io/component']}"
         assert subject == {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
 
 
