@@ -71,7 +71,7 @@ SPEC_ONLY = {"WL-REPLICAS", "WL-PDB", "WL-NOT-DEFAULT-NAMESPACE", "WL-INVENTORY-
 @pytest.mark.parametrize("kind", ["Pod", "StatefulSet", "DaemonSet", "Job", "CronJob", "CanaryRollout"])
 def test_workload_controls_read_every_pod_template(kind: str) -> None:
     for control in WORKLOAD:
-        if control.id in SPEC_ONLY:
+        if control.id in SPEC_ONLY or (kind in ("Job", "CronJob") and "PROBE" in control.id):
             continue
         good = fixtures.as_kind(kind, fixtures.passing(control.id))
         bad = fixtures.as_kind(kind, fixtures.failing(control.id))
@@ -87,6 +87,21 @@ def test_container_controls_cover_init_and_ephemeral_containers(where: str) -> N
     fixtures.pod(obj)[where] = [extra]
     result = next(c for c in CATALOGUE if c.id == "WL-PRIVILEGED").check(obj, context())
     assert result.status is Status.FAIL and f"/{where}/0" in result.path and "helper" in result.message
+
+
+@pytest.mark.parametrize("kind", ["Job", "CronJob"])
+def test_probes_are_not_applicable_to_jobs(kind: str) -> None:
+    for control_id in ("WL-LIVENESS-PROBE", "WL-READINESS-PROBE"):
+        bad = fixtures.as_kind(kind, fixtures.failing(control_id))
+        control = next(c for c in CATALOGUE if c.id == control_id)
+        assert control.check(bad, context()).status is Status.NOT_APPLICABLE
+
+
+def test_high_uid_passes_with_a_user_namespace() -> None:
+    bad = fixtures.failing("WL-HIGH-UID")
+    fixtures.pod(bad)["hostUsers"] = False
+    control = next(c for c in CATALOGUE if c.id == "WL-HIGH-UID")
+    assert control.check(bad, context()).status is Status.PASS
 
 
 def test_canary_rollout_with_a_workload_ref_is_not_applicable() -> None:

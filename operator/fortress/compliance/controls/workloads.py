@@ -16,18 +16,20 @@ AREA = "workloads"
 K = WORKLOAD_KINDS
 H, C, M, L = Severity.HIGH, Severity.CRITICAL, Severity.MEDIUM, Severity.LOW
 
+RUN_TO_COMPLETION = ("Job", "CronJob")
 ContainerPredicate = Callable[[PodView, ContainerRef], "str | None"]
 PodPredicate = Callable[[PodView], "tuple[str, str] | None"]
 
 
 def each_container(
-    predicate: ContainerPredicate, *, regular_only: bool = False
+    predicate: ContainerPredicate, *, regular_only: bool = False, skip_kinds: tuple[str, ...] = ()
 ) -> Callable[[Obj, Context], Result]:
-    """A check failing when ``predicate`` returns a problem (str) for any container."""
+    """A check failing when ``predicate`` returns a problem (str) for any container (not applicable
+    to ``skip_kinds``)."""
 
     def check(obj: Obj, ctx: Context) -> Result:
         view = ctx.pod(obj)
-        if view is None:
+        if view is None or obj.get("kind") in skip_kinds:
             return NOT_APPLICABLE
         containers: Iterable[ContainerRef] = view.regular() if regular_only else view.all()
         problems: list[tuple[ContainerRef, str]] = []
@@ -88,6 +90,8 @@ def _not_uid0(view: PodView, c: ContainerRef) -> str | None:
 
 
 def _high_uid(view: PodView, c: ContainerRef) -> str | None:
+    if view.spec.get("hostUsers") is False:
+        return None  # a user namespace maps container UIDs away from host users
     user = effective(view, c, "runAsUser")
     return None if isinstance(user, int) and user >= 10000 else "runAsUser is unset or below 10000"
 
@@ -874,7 +878,7 @@ def _shared_controls() -> list[Control]:
             check=each_container(_high_uid),
             profiles=("privilege",),
             source=nsa("Pod security: non-root containers"),
-            description="The effective runAsUser is at least 10000.",
+            description="The effective runAsUser is at least 10000 (or the pod sets hostUsers: false).",
             rationale="High UIDs do not collide with host users in case of a break-out.",
             remediation="Set runAsUser to 10000 or more.",
             **w,
@@ -1076,10 +1080,10 @@ def _shared_controls() -> list[Control]:
             "WL-LIVENESS-PROBE",
             "Containers have liveness probes",
             severity=L,
-            check=each_container(_probe("livenessProbe"), regular_only=True),
+            check=each_container(_probe("livenessProbe"), regular_only=True, skip_kinds=RUN_TO_COMPLETION),
             profiles=("monitoring",),
             source=nsa("Threat detection: monitoring"),
-            description="Every app container defines a livenessProbe.",
+            description="Every app container defines a livenessProbe (Jobs and CronJobs: not applicable).",
             rationale="A hung process is restarted only when a probe detects it.",
             remediation="Add a livenessProbe.",
             **w,
@@ -1088,10 +1092,10 @@ def _shared_controls() -> list[Control]:
             "WL-READINESS-PROBE",
             "Containers have readiness probes",
             severity=L,
-            check=each_container(_probe("readinessProbe"), regular_only=True),
+            check=each_container(_probe("readinessProbe"), regular_only=True, skip_kinds=RUN_TO_COMPLETION),
             profiles=("monitoring",),
             source=nsa("Threat detection: monitoring"),
-            description="Every app container defines a readinessProbe.",
+            description="Every app container defines a readinessProbe (Jobs and CronJobs: not applicable).",
             rationale="Traffic reaches a pod before it can serve when there is no readiness probe.",
             remediation="Add a readinessProbe.",
             **w,
