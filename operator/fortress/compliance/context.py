@@ -82,6 +82,7 @@ class Context:
             self.databases.append(obj)
         else:
             view = pod_view(obj)
+            self._view_of, self._view = obj, view
             if view is not None:
                 self.pod_labels[ns].append(dict(view.metadata.get("labels") or {}))
 
@@ -91,12 +92,11 @@ class Context:
             self._view_of, self._view = obj, pod_view(obj)
         return self._view
 
-    def policies_selecting(self, namespace: str, labels: dict[str, str], policy_type: str) -> list[Obj]:
-        """NetworkPolicies of ``namespace`` selecting pods with ``labels`` for Ingress or Egress."""
-        found = []
+    def selected(self, namespace: str, labels: dict[str, str], policy_type: str) -> bool:
+        """Whether a NetworkPolicy of ``namespace`` selects pods with ``labels`` for Ingress or Egress."""
         for policy in self.network_policies.get(namespace, ()):
             spec = policy.get("spec") or {}
             types = spec.get("policyTypes") or (["Ingress", "Egress"] if "egress" in spec else ["Ingress"])
             if policy_type in types and labels_match(spec.get("podSelector") or {}, labels):
-                found.append(policy)
-        return found
+                return True
+        return False

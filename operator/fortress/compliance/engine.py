@@ -55,6 +55,95 @@ def _labels(obj: Obj) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
+class Scanner:
+    """Evaluation fed in batches (pages of a listing) against one context; memory holds the tallies
+    and findings, never the objects already evaluated."""
+
+    def __init__(
+        self,
+        context: Context,
+        controls: tuple[Control, ...] = CATALOGUE,
+        *,
+        exceptions: Iterable[Exception_] = (),
+        keep_passes: bool = False,
+        evidence_for_passes: bool = False,
+    ) -> None:
+        self.ctx = context
+        self.controls = controls
+        self.rules = list(exceptions)
+        self.keep_passes = keep_passes
+        self.evidence_for_passes = evidence_for_passes
+        self.table = by_kind(controls)
+        self.tallies = {c.id: Tally() for c in controls}
+        self.findings: list[Finding] = []
+        self.passes: list[tuple[Control, ObjectRef]] = []
+        self.by_namespace: dict[str, Counter[str]] = defaultdict(Counter)
+        self.digests: dict[ObjectRef, str] = {}
+        self.expired: dict[str, Exception_] = {}
+        self.objects = 0
+        self.checks = 0
+
+    def evaluate(self, objects: Iterable[Obj]) -> None:
+        moment, rules, table, tallies = self.ctx.now, self.rules, self.table, self.tallies
+        fail_status, pass_status = Status.FAIL, Status.PASS
+        checks = 0
+        for obj in objects:
+            self.objects += 1
+            relevant = table.get(str(obj.get("kind", "")))
+            if not relevant:
+                continue
+            ref = ObjectRef.of(obj)
+            labels = _labels(obj)
+            digest = ""
+            if self.evidence_for_passes:
+                digest = self.digests[ref] = evidence.digest(obj)
+            counts = self.by_namespace[ref.namespace]
+            for item in relevant:
+                result = item.check(obj, self.ctx)
+                checks += 1
+                tally = tallies[item.id]
+                status = result.status
+                if status is pass_status:
+                    tally.passed += 1
+                    counts["pass"] += 1
+                    if self.keep_passes:
+                        self.passes.append((item, ref))
+                elif status is fail_status:
+                    if not digest:
+                        digest = self.digests[ref] = evidence.digest(obj)
+                    active, lapsed = (
+                        suppressing(rules, item.id, ref, labels, moment) if rules else (None, None)
+                    )
+                    if lapsed is not None:
+                        self.expired[lapsed.name] = lapsed
+                    if active is not None:
+                        tally.suppressed += 1
+                        counts["skip"] += 1
+                    else:
+                        tally.failed += 1
+                        counts["fail"] += 1
+                    self.findings.append(
+                        Finding(item, ref, result, digest, active.name if active else None, labels)
+                    )
+                else:
+                    tally.not_applicable += 1
+        self.checks += checks
+
+    def result(self) -> ScanResult:
+        return ScanResult(
+            self.controls,
+            self.tallies,
+            self.findings,
+            self.passes,
+            dict(self.by_namespace),
+            self.objects,
+            self.checks,
+            self.digests,
+            self.expired,
+            self.ctx.now,
+        )
+
+
 def evaluate(
     objects: Sequence[Obj],
     controls: tuple[Control, ...] = CATALOGUE,
@@ -66,63 +155,10 @@ def evaluate(
     context: Context | None = None,
 ) -> ScanResult:
     """Run ``controls`` on ``objects`` (plain dicts as the API returns them). Pure: no I/O, no clock
-    beyond ``now``."""
-    moment = now or datetime.now(UTC)
-    ctx = context or Context.build(objects, moment)
-    rules = list(exceptions)
-    table = by_kind(controls)
-    tallies = {c.id: Tally() for c in controls}
-    findings: list[Finding] = []
-    passes: list[tuple[Control, ObjectRef]] = []
-    by_namespace: dict[str, Counter[str]] = defaultdict(Counter)
-    digests: dict[ObjectRef, str] = {}
-    expired: dict[str, Exception_] = {}
-    checks = 0
-    fail_status, pass_status = Status.FAIL, Status.PASS
-    for obj in objects:
-        relevant = table.get(str(obj.get("kind", "")))
-        if not relevant:
-            continue
-        ref = ObjectRef.of(obj)
-        labels = _labels(obj)
-        digest = ""
-        if evidence_for_passes:
-            digest = digests[ref] = evidence.digest(obj)
-        counts = by_namespace[ref.namespace]
-        for item in relevant:
-            result = item.check(obj, ctx)
-            checks += 1
-            tally = tallies[item.id]
-            status = result.status
-            if status is pass_status:
-                tally.passed += 1
-                counts["pass"] += 1
-                if keep_passes:
-                    passes.append((item, ref))
-            elif status is fail_status:
-                if not digest:
-                    digest = digests[ref] = evidence.digest(obj)
-                active, lapsed = suppressing(rules, item.id, ref, labels, moment) if rules else (None, None)
-                if lapsed is not None:
-                    expired[lapsed.name] = lapsed
-                if active is not None:
-                    tally.suppressed += 1
-                    counts["skip"] += 1
-                else:
-                    tally.failed += 1
-                    counts["fail"] += 1
-                findings.append(Finding(item, ref, result, digest, active.name if active else None, labels))
-            else:
-                tally.not_applicable += 1
-    return ScanResult(
-        controls,
-        tallies,
-        findings,
-        passes,
-        dict(by_namespace),
-        len(objects),
-        checks,
-        digests,
-        expired,
-        moment,
+    beyond ``now`` (or the context's)."""
+    ctx = context or Context.build(objects, now or datetime.now(UTC))
+    scanner = Scanner(
+        ctx, controls, exceptions=exceptions, keep_passes=keep_passes, evidence_for_passes=evidence_for_passes
     )
+    scanner.evaluate(objects)
+    return scanner.result()

@@ -36,7 +36,7 @@ def _selected(obj: Obj, ctx: Context) -> Result:
         return NOT_APPLICABLE
     namespace = str((obj.get("metadata") or {}).get("namespace") or "")
     labels = view.metadata.get("labels") or {}
-    if ctx.policies_selecting(namespace, labels, "Ingress"):
+    if ctx.selected(namespace, labels, "Ingress"):
         return PASS
     return fail(
         "no NetworkPolicy restricts ingress to its pods", view.path.removesuffix("/spec") + "/metadata"
