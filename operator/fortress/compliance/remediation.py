@@ -306,8 +306,13 @@ def _uid_low(view: PodView, c: ContainerRef) -> bool:
 REMEDIATIONS: dict[str, Remediator] = {
     # container security contexts
     "WL-PRIVILEGED": _sc("privileged", False, _is_true("privileged")),
+    # a privileged container cannot disallow escalation (the API server refuses it): WL-PRIVILEGED first
     "WL-PRIVILEGE-ESCALATION": _sc(
-        "allowPrivilegeEscalation", False, _not(_is_false("allowPrivilegeEscalation"))
+        "allowPrivilegeEscalation",
+        False,
+        lambda v, c: (
+            csc(c).get("allowPrivilegeEscalation") is not False and csc(c).get("privileged") is not True
+        ),
     ),
     "WL-RUN-AS-NON-ROOT": _sc("runAsNonRoot", True, lambda v, c: effective(v, c, "runAsNonRoot") is not True),
     "WL-RUN-AS-USER-NOT-ROOT": _sc("runAsUser", 10001, lambda v, c: effective(v, c, "runAsUser") == 0),

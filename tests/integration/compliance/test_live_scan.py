@@ -23,8 +23,8 @@ def _deployment(name: str, namespace: str, privileged: bool) -> dict:
     body["metadata"]["labels"] = body["spec"]["selector"]["matchLabels"] = labels
     body["spec"]["template"]["metadata"]["labels"] = labels
     body["spec"]["replicas"] = 0
-    if privileged:
-        fixtures.sc(body)["privileged"] = True
+    if privileged:  # the API server refuses privileged with allowPrivilegeEscalation: false
+        fixtures.sc(body).update(privileged=True, allowPrivilegeEscalation=True)
     return body
 
 
@@ -32,6 +32,7 @@ async def test_a_live_scan_lists_every_page_and_scores(
     kube_api: KubeTarget, k8s: client.ApiClient, namespace: str
 ) -> None:
     apps, rbac, core = client.AppsV1Api(k8s), client.RbacAuthorizationV1Api(k8s), client.CoreV1Api(k8s)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "web"}})
     for index in range(5):
         apps.create_namespaced_deployment(namespace, _deployment(f"good-{index}", namespace, False))
     apps.create_namespaced_deployment(namespace, _deployment("bad", namespace, True))

@@ -67,7 +67,9 @@ def test_planner_respects_mode_exclusions_severity_and_max_per_scan() -> None:
     assert all(a.control_id != "WL-PRIVILEGED" for a in result.actions)  # critical is above HIGH
     assert any(reason.startswith("namespace kube-system") for _, _, reason in result.skipped)
     ids = {a.control_id for a in result.actions}
-    assert {"WL-PRIVILEGE-ESCALATION", "WL-READ-ONLY-ROOT"} <= ids
+    assert "WL-READ-ONLY-ROOT" in ids
+    # still privileged (critical is above HIGH), so escalation cannot be disallowed: skipped
+    assert ("WL-PRIVILEGE-ESCALATION", "Deployment/shop/web", "nothing to change") in result.skipped
     capped = plan(
         findings, objects, ctx, Policy(mode=Mode.AUTO, max_severity=Severity.CRITICAL, max_per_scan=2)
     )
@@ -81,6 +83,21 @@ def test_planner_respects_mode_exclusions_severity_and_max_per_scan() -> None:
     for cid in patched:
         if BY_ID[cid].check(bad, ctx).status is Status.FAIL:
             assert BY_ID[cid].check(fixed, ctx).status is Status.PASS, cid
+
+
+def test_escalation_is_not_disallowed_on_a_privileged_container() -> None:
+    bad = fixtures.failing("WL-PRIVILEGE-ESCALATION")
+    fixtures.sc(bad)["privileged"] = True
+    assert remediate("WL-PRIVILEGE-ESCALATION", bad, context()) is None  # the API server would refuse it
+    findings, objects, ctx = _finding_objects([bad])
+    result = plan(
+        findings, objects, ctx, Policy(mode=Mode.AUTO, max_severity=Severity.CRITICAL, max_per_scan=50)
+    )
+    fixed = bad
+    for action in result.actions:
+        if action.operation is Operation.PATCH and action.target == ObjectRef.of(bad):
+            fixed = patches.apply(fixed, list(action.ops))
+    assert fixtures.sc(fixed)["privileged"] is False  # critical first: then escalation can be disallowed
 
 
 def test_planner_never_touches_secrets_and_skips_suppressed() -> None:
