@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,14 +60,27 @@ def _checkov() -> str:
     return found
 
 
-def _timed(command: list[str], env: dict[str, str], stdout: Any) -> tuple[float, float, float, int]:
-    """Run ``command``; (wall s, CPU s, peak RSS MB, exit code) of that process alone (wait4)."""
+def _timed(
+    command: list[str], env: dict[str, str], stdout: Any, timeout: float | None = None
+) -> tuple[float, float, float, int | None]:
+    """Run ``command``; (wall s, CPU s, peak RSS MB, exit code) of that process and the children it
+    waited for (wait4). Past ``timeout`` the process group is killed and the exit code is None."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.DEVNULL, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - started
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode
+    process = subprocess.Popen(
+        command, stdout=stdout, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        seconds = time.perf_counter() - started
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode
+        if timeout is not None and seconds > timeout:
+            os.killpg(process.pid, signal.SIGKILL)
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, None
+        time.sleep(0.2)
 
 
 def checkov_controls() -> int:
@@ -80,7 +94,7 @@ def checkov_controls() -> int:
     return len(set(re.findall(r"CKV2?_K8S_\d+", listing.stdout)))
 
 
-def run_checkov(directory: Path, count: int, controls: int) -> Run:
+def run_checkov(directory: Path, count: int, controls: int, timeout: float) -> Run | None:
     out = directory.parent / "checkov.json"
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE"}
     command = [
@@ -96,7 +110,9 @@ def run_checkov(directory: Path, count: int, controls: int) -> Run:
         "--skip-download",
     ]
     with out.open("w") as sink:
-        seconds, cpu, rss, code = _timed(command, env, sink)
+        seconds, cpu, rss, code = _timed(command, env, sink, timeout)
+    if code is None:
+        return None
     if code not in (0, 1):
         raise SystemExit(f"checkov exited {code}")
     data = json.loads(out.read_text())
@@ -140,6 +156,13 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--checkov-timeout",
+        type=float,
+        default=1800.0,
+        metavar="SECONDS",
+        help="stop checkov after this long and report a lower bound",
+    )
+    parser.add_argument(
         "--skip-checkov-above",
         type=int,
         default=None,
@@ -161,7 +184,13 @@ def main() -> int:
             if args.skip_checkov_above is not None and size > args.skip_checkov_above:
                 print(ours.row("checkov not run"), flush=True)
                 continue
-            theirs = run_checkov(directory, size, controls)
+            theirs = run_checkov(directory, size, controls, args.checkov_timeout)
+            if theirs is None:
+                limit = args.checkov_timeout
+                cells = f"| {size:,} | checkov | > {limit:.0f} (stopped) | | | < {size / limit:,.1f} |"
+                print(f"{cells} | | {controls} | |")
+                print(ours.row(f"**> {limit / ours.seconds:.0f}x** (lower bound)"), flush=True)
+                continue
             print(theirs.row(""), flush=True)
             ratio = f"**{theirs.seconds / ours.seconds:.1f}x**; {theirs.cpu / ours.cpu:.1f}x"
             print(ours.row(ratio), flush=True)
