@@ -342,6 +342,7 @@ def _component(relative: Path) -> str | None:
 DESCRIPTOR_VERBS = {
     "get": "get",
     "list": "list",
+    "pages": "list",
     "watch": "watch",
     "create": "create",
     "patch": "patch",

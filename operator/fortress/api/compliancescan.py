@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
@@ -18,6 +19,7 @@ from fortress.api.kind import (
     SpecIssue,
 )
 from fortress.core import cron
+from fortress.core.time import parse as parse_time
 
 
 class Framework(StrEnum):
@@ -58,6 +60,37 @@ class Remediation(Model):
     max_severity: Severity = Field(
         default=Severity.HIGH, description="Remediate findings up to this severity automatically."
     )
+    max_per_scan: int = Field(default=10, ge=1, le=1000, description="At most this many changes per scan.")
+
+
+LabelValue = Annotated[str, Field(max_length=63, description="The label's value.")]
+
+
+class ExceptionSelector(Model):
+    """Which objects an exception covers; every given field must match (all objects when empty)."""
+
+    namespaces: list[DnsLabel] = Field(default_factory=list, max_length=100, description="Namespaces.")
+    kinds: list[str] = Field(default_factory=list, max_length=50, description="Kinds, e.g. DaemonSet.")
+    names: list[str] = Field(
+        default_factory=list, max_length=100, description="Object names; * and ? patterns allowed."
+    )
+    match_labels: dict[str, LabelValue] = Field(
+        default_factory=dict, description="Labels the object must carry."
+    )
+
+
+class ComplianceException(Model):
+    """Suppresses matching findings until it expires; annotations on objects never exempt them."""
+
+    name: str | None = Field(default=None, max_length=63, description="Name shown in reports.")
+    controls: list[str] = Field(
+        min_length=1, max_length=200, description="Control ids; * patterns allowed (e.g. WL-HOST-PATH*)."
+    )
+    selector: ExceptionSelector = Field(default_factory=ExceptionSelector, description="Objects covered.")
+    reason: str = Field(min_length=1, max_length=1024, description="Why the exception is accepted.")
+    expires: str | None = Field(
+        default=None, max_length=64, description="RFC 3339 time after which it stops suppressing."
+    )
 
 
 class ComplianceScanSpec(Model):
@@ -92,15 +125,23 @@ class ComplianceScanSpec(Model):
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     suspend: bool = Field(default=False, description="Skip scheduled scans.")
+    exceptions: list[ComplianceException] = Field(
+        default_factory=list, max_length=200, description="Accepted findings, suppressed until they expire."
+    )
 
 
 class FrameworkScore(Model):
     """The score of one framework."""
 
     framework: str = Field(description="Framework name.")
-    score: float = Field(ge=0, le=100, description="Weighted percent of controls passed.")
+    score: float | None = Field(
+        default=None, ge=0, le=100, description="Weighted percent passed; unset when nothing was evaluated."
+    )
     passed: int = Field(ge=0, description="Controls passed.")
     failed: int = Field(ge=0, description="Controls failed.")
+    not_applicable: int | None = Field(default=None, ge=0, description="Controls evaluated on no object.")
+    manual: int | None = Field(default=None, ge=0, description="Manual controls (never scored).")
+    suppressed: int | None = Field(default=None, ge=0, description="Results suppressed by exceptions.")
 
 
 class FindingCounts(Model):
@@ -121,6 +162,8 @@ class ComplianceScanStatus(StatusBase):
     scores: list[FrameworkScore] = Field(default_factory=list, description="Score per framework.")
     findings: FindingCounts | None = Field(default=None, description="Open findings by severity.")
     remediated: int | None = Field(default=None, ge=0, description="Findings fixed by remediation.")
+    objects_scanned: int | None = Field(default=None, ge=0, description="Objects the latest scan evaluated.")
+    checks: int | None = Field(default=None, ge=0, description="Control evaluations of the latest scan.")
     report_config_map: str | None = Field(default=None, description="ConfigMap holding the reports.")
 
 
@@ -137,6 +180,11 @@ def check(spec: Model) -> list[SpecIssue]:
     schedule_problem = cron.problem(spec.schedule) if spec.schedule is not None else None
     if schedule_problem is not None:
         issues.append(SpecIssue("spec.schedule", schedule_problem))
+    for index, item in enumerate(spec.exceptions):
+        if item.expires is not None and parse_time(item.expires) is None:
+            issues.append(
+                SpecIssue(f"spec.exceptions[{index}].expires", f"{item.expires!r} is not an RFC 3339 time")
+            )
     overlap = sorted(set(spec.target_namespaces) & set(spec.exclude_namespaces))
     if overlap:
         issues.append(

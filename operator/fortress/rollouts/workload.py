@@ -27,7 +27,6 @@ from fortress.rollouts.model import (
     DeploymentView,
 )
 
-
 #: The update strategy of every colour's Deployment: surge, never fewer available pods than replicas.
 STRATEGY: Final[dict[str, Any]] = {
     "type": "RollingUpdate",
