@@ -16,9 +16,10 @@ COPY pyproject.toml README.md ./
 COPY migrations ./migrations
 COPY crds ./crds
 COPY operator ./operator
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
+# every dependency as a wheel (one, `names`, is published only as an sdist and is built here)
+RUN python -m pip wheel --wheel-dir /wheels . \
  && python -m venv /opt/fortress \
- && /opt/fortress/bin/python -m pip install --only-binary=:all: /wheels/*.whl \
+ && /opt/fortress/bin/python -m pip install --no-index --find-links /wheels --only-binary=:all: fortress-operator \
  && /opt/fortress/bin/python -m pip uninstall --yes pip \
  && /opt/fortress/bin/fortress --help >/dev/null
 

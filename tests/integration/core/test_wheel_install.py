@@ -88,7 +88,9 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if subprocess.run(offline, capture_output=True, timeout=240).returncode != 0:
         WHEELHOUSE.mkdir(parents=True, exist_ok=True)
         try:
-            _run([*pip, "download", *binary, "--dest", str(WHEELHOUSE), str(wheel)], cwd=target)
+            # `pip wheel`, not `download --only-binary`: a dependency published only as an sdist
+            # (`names`) is built into a wheel here, as the image's builder stage does
+            _run([*pip, "wheel", "--quiet", "--wheel-dir", str(WHEELHOUSE), str(wheel)], cwd=target)
             (WHEELHOUSE / wheel.name).unlink(missing_ok=True)  # keep only the dependencies
         except AssertionError as error:
             if "NewConnectionError" in str(error) or "Could not fetch URL" in str(error):

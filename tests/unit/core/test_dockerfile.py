@@ -59,7 +59,11 @@ def test_multi_stage_on_slim_python() -> None:
 def test_the_builder_builds_the_wheel_and_the_final_stage_only_copies_the_environment() -> None:
     builder, final = _stages()[0], _stages()[-1]
     builder_runs = " ".join(rest for word, rest in builder if word == "RUN")
-    assert "pip wheel --no-deps" in builder_runs and "python -m venv /opt/fortress" in builder_runs
+    assert (
+        "pip wheel --wheel-dir /wheels ." in builder_runs and "python -m venv /opt/fortress" in builder_runs
+    )
+    # the environment installs from those wheels only: nothing fetched or compiled after the build
+    assert "--no-index --find-links /wheels --only-binary=:all:" in builder_runs
     assert not [rest for word, rest in final if word == "RUN"], "the final stage runs nothing"
     copies = [rest for word, rest in final if word == "COPY"]
     assert copies == ["--from=builder /opt/fortress /opt/fortress"]
